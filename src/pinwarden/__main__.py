@@ -1,0 +1,5 @@
+"""``python -m pinwarden``."""
+
+from pinwarden.cli import run
+
+run()

@@ -1,0 +1,214 @@
+"""SPKI pins: ``sha256/<base64>`` of the DER SubjectPublicKeyInfo (RFC 7469 §2.4).
+
+A pin names a public key, not a certificate, so it survives re-issuing a certificate for the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+
+from pinwarden.errors import InvalidPinError, UnsupportedKeyMaterial
+
+__all__ = [
+    "KeyMaterial",
+    "load_all_key_material",
+    "load_key_material",
+    "parse_pin",
+    "parse_pins",
+    "pin_digest",
+    "pin_from_digest",
+    "spki_digest_of_der",
+    "spki_pin",
+    "spki_pin_of_der",
+    "split_pem",
+]
+
+PIN_PREFIX = "sha256/"
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+PublicKey = PublicKeyTypes
+PrivateKey = PrivateKeyTypes
+KeyMaterial = Union[x509.Certificate, x509.CertificateSigningRequest, PublicKey, PrivateKey, bytes]
+
+# RFC 7469 §2.1.1 writes a pin as a directive: pin-sha256="<base64>".
+_RFC7469_DIRECTIVE = re.compile(r'^pin-sha256\s*=\s*"([^"]*)"$', re.IGNORECASE)
+_ALGORITHM_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)/(.*)$", re.DOTALL)
+
+
+def _is_bare_digest(value: str) -> bool:
+    """Bare base64 may itself contain '/', so it is tried before an ``algo/`` prefix."""
+    try:
+        return len(base64.b64decode(value, validate=True)) == _DIGEST_SIZE
+    except (binascii.Error, ValueError):
+        return False
+
+
+def pin_from_digest(digest: bytes) -> str:
+    """Spell a 32-byte SHA-256 digest as a pin."""
+    if len(digest) != _DIGEST_SIZE:
+        raise InvalidPinError(f"a pin digest is {_DIGEST_SIZE} bytes, not {len(digest)}")
+    return PIN_PREFIX + base64.b64encode(digest).decode("ascii")
+
+
+def pin_digest(text: str) -> bytes:
+    """The 32 digest bytes of a pin written as ``sha256/…``, ``pin-sha256="…"`` or bare base64.
+
+    Raises ``InvalidPinError`` naming what is wrong: another hash algorithm, bad base64, or a digest
+    that is not 32 bytes long.
+    """
+    if not isinstance(text, str):
+        raise InvalidPinError(f"a pin is a string, not {type(text).__name__}")
+    value = text.strip()
+    directive = _RFC7469_DIRECTIVE.match(value)
+    if directive:
+        value = directive.group(1).strip()
+    else:
+        prefixed = _ALGORITHM_PREFIX.match(value)
+        if prefixed and not _is_bare_digest(value):
+            algorithm, value = prefixed.group(1), prefixed.group(2)
+            if algorithm.lower() != "sha256":
+                raise InvalidPinError(
+                    f"pin {text!r}: only sha256 pins are supported, not {algorithm!r}"
+                )
+    if not value:
+        raise InvalidPinError(f"pin {text!r} is empty")
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPinError(f"pin {text!r} is not valid base64") from None
+    if len(digest) != _DIGEST_SIZE:
+        raise InvalidPinError(
+            f"pin {text!r} decodes to {len(digest)} bytes; a SHA-256 pin is {_DIGEST_SIZE} bytes"
+        )
+    return digest
+
+
+def parse_pin(text: str) -> str:
+    """The canonical ``sha256/<base64>`` spelling of a pin in any accepted spelling."""
+    return pin_from_digest(pin_digest(text))
+
+
+def parse_pins(texts: Iterable[str]) -> tuple[str, ...]:
+    """Canonical pins, in order, without duplicates."""
+    return tuple(dict.fromkeys(parse_pin(text) for text in texts))
+
+
+def _spki_der(public_key: PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _public_key_of(material: KeyMaterial) -> PublicKey:
+    if isinstance(material, bytes | bytearray | memoryview):
+        return _public_key_of(load_key_material(bytes(material)))
+    if isinstance(material, x509.Certificate | x509.CertificateSigningRequest):
+        return material.public_key()  # type: ignore[return-value]
+    if hasattr(material, "public_bytes") and not hasattr(material, "private_bytes"):
+        return material  # type: ignore[return-value]
+    if hasattr(material, "public_key") and hasattr(material, "private_bytes"):
+        return material.public_key()  # type: ignore[no-any-return]
+    raise UnsupportedKeyMaterial(
+        f"cannot compute a pin of {type(material).__name__}: expected a certificate, CSR, "
+        "public or private key, or their PEM/DER bytes"
+    )
+
+
+def spki_pin(material: KeyMaterial) -> str:
+    """The ``sha256/<base64>`` pin of a certificate, CSR, public or private key.
+
+    ``material`` is a ``cryptography`` object or its PEM/DER bytes. PEM bytes must hold exactly one
+    object; use ``pinwarden.load_all_key_material`` for a chain.
+    """
+    digest = hashlib.sha256(_spki_der(_public_key_of(material))).digest()
+    return pin_from_digest(digest)
+
+
+@functools.lru_cache(maxsize=1024)
+def spki_digest_of_der(certificate_der: bytes) -> bytes:
+    """SHA-256 of the SPKI of a DER certificate, cached.
+
+    Called on every pinned handshake with the same few certificates; parsing them again each time
+    is most of the cost of pinning, so the result is kept per DER encoding.
+    """
+    certificate = x509.load_der_x509_certificate(certificate_der)
+    return hashlib.sha256(_spki_der(certificate.public_key())).digest()  # type: ignore[arg-type]
+
+
+def spki_pin_of_der(certificate_der: bytes) -> str:
+    """The pin of a DER certificate (cached, see ``spki_digest_of_der``)."""
+    return pin_from_digest(spki_digest_of_der(certificate_der))
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+def split_pem(data: bytes) -> list[tuple[str, bytes]]:
+    """The PEM blocks of ``data`` as ``(label, block)`` pairs, in order."""
+    return [(m.group(1).decode("ascii"), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
+
+
+def _load_pem_block(label: str, block: bytes) -> KeyMaterial:
+    if label in ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
+        return x509.load_pem_x509_certificate(block)
+    if label in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
+        return x509.load_pem_x509_csr(block)
+    if label == "PUBLIC KEY" or label.endswith(" PUBLIC KEY"):
+        return serialization.load_pem_public_key(block)  # type: ignore[return-value]
+    if label == "ENCRYPTED PRIVATE KEY":
+        raise UnsupportedKeyMaterial("the private key is encrypted; pin its certificate or public key")
+    if label == "PRIVATE KEY" or label.endswith(" PRIVATE KEY"):
+        return serialization.load_pem_private_key(block, password=None)  # type: ignore[return-value]
+    raise UnsupportedKeyMaterial(f"PEM block {label!r} is not a certificate, key or CSR")
+
+
+def _load_der(data: bytes) -> KeyMaterial:
+    loaders = (
+        x509.load_der_x509_certificate,
+        x509.load_der_x509_csr,
+        serialization.load_der_public_key,
+        lambda raw: serialization.load_der_private_key(raw, password=None),
+    )
+    for loader in loaders:
+        try:
+            return loader(data)  # type: ignore[no-any-return,no-untyped-call]
+        except (ValueError, TypeError):
+            continue
+    raise UnsupportedKeyMaterial(
+        "the bytes are neither PEM nor DER of a certificate, public or private key, or CSR"
+    )
+
+
+def load_all_key_material(data: bytes) -> list[KeyMaterial]:
+    """Every certificate, key or CSR in PEM (one or more blocks) or DER (one object) bytes."""
+    blocks = split_pem(data)
+    if not blocks:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            raise UnsupportedKeyMaterial("the PEM data is truncated: no matching END line")
+        return [_load_der(data)]
+    try:
+        return [_load_pem_block(label, block) for label, block in blocks]
+    except ValueError as error:
+        if isinstance(error, UnsupportedKeyMaterial):
+            raise
+        raise UnsupportedKeyMaterial(f"a PEM block could not be read: {error}") from None
+
+
+def load_key_material(data: bytes) -> KeyMaterial:
+    """The one certificate, key or CSR in PEM or DER bytes."""
+    objects = load_all_key_material(data)
+    if len(objects) != 1:
+        raise UnsupportedKeyMaterial(
+            f"the data holds {len(objects)} objects; spki_pin takes one (a chain: load_all_key_material)"
+        )
+    return objects[0]

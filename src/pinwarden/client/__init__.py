@@ -1,0 +1,52 @@
+"""Pin enforcement on TLS connections of every common Python HTTP stack.
+
+Quick start::
+
+    from pinwarden.client import StaticPins, pinned_requests_session
+
+    pins = StaticPins({"api.example.com": ["sha256/…live key…", "sha256/…backup key…"]})
+    session = pinned_requests_session(pins)
+    session.get("https://api.example.com/")
+
+``pinned_context(source)`` is the one ``ssl.SSLContext`` behind every helper; use it directly with
+``ssl``, ``asyncio``, ``http.client`` or any library that takes a context.
+"""
+
+from __future__ import annotations
+
+from pinwarden.client._context import PinnedSSLContext, pinned_context
+from pinwarden.client._enforce import PinCheck, PinnedSSLObject, PinnedSSLSocket
+from pinwarden.client._errors import PinValidationError
+from pinwarden.client._rules import Mode, PinRule, PinSource, PinViolation, ViolationCallback
+from pinwarden.client._stacks import (
+    pinned_aiohttp_connector,
+    pinned_httpx_async_client,
+    pinned_httpx_client,
+    pinned_pool_manager,
+    pinned_proxy_manager,
+    pinned_requests_adapter,
+    pinned_requests_session,
+)
+from pinwarden.client._static import StaticPins
+
+__all__ = [
+    "Mode",
+    "PinCheck",
+    "PinRule",
+    "PinSource",
+    "PinValidationError",
+    "PinViolation",
+    "PinnedSSLContext",
+    "PinnedSSLObject",
+    "PinnedSSLSocket",
+    "StaticPins",
+    "ViolationCallback",
+    "pinned_aiohttp_connector",
+    "pinned_context",
+    "pinned_httpx_async_client",
+    "pinned_httpx_client",
+    "pinned_pool_manager",
+    "pinned_proxy_manager",
+    "pinned_requests_adapter",
+    "pinned_requests_session",
+]

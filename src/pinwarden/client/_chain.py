@@ -1,0 +1,28 @@
+"""Read the verified chain of a TLS connection.
+
+Pins are checked against the chain OpenSSL built to a trust anchor, never the list of certificates
+the server sent (design brief, client rule 1; OkHttp CVE-2016-2402). Python exposes that chain
+publicly from 3.13 (``SSLSocket.get_verified_chain``) and only on the private ``_sslobj`` from 3.10.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+
+__all__ = ["verified_chain_der"]
+
+
+if sys.version_info >= (3, 13):
+
+    def verified_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
+        """DER certificates of the verified chain, leaf first; empty when there is none."""
+        return list(tls.get_verified_chain())
+
+else:
+    import _ssl
+
+    def verified_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
+        """DER certificates of the verified chain, leaf first; empty when there is none."""
+        chain = tls._sslobj.get_verified_chain()  # type: ignore[union-attr]
+        return [certificate.public_bytes(_ssl.ENCODING_DER) for certificate in chain or ()]
