@@ -67,7 +67,9 @@ def normalize_host(host: str) -> str:
             try:
                 idna.decode(label)
             except idna.IDNAError as error:
-                raise InvalidHostError(f"hostname {host!r}: bad A-label {label!r}: {error}") from None
+                raise InvalidHostError(
+                    f"hostname {host!r}: bad A-label {label!r}: {error}"
+                ) from None
     return name
 
 
@@ -88,7 +90,7 @@ class HostPattern:
 
     @classmethod
     def parse(cls, pattern: str) -> HostPattern:
-        """Parse and normalise ``pattern``; refuse malformed ones and any that cover a public suffix."""
+        """Parse and normalise ``pattern``; refuse malformed ones and public-suffix wildcards."""
         if not isinstance(pattern, str):
             raise InvalidHostError(f"a host pattern is a string, not {type(pattern).__name__}")
         if pattern.startswith("**."):

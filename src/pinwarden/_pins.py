@@ -1,6 +1,7 @@
 """SPKI pins: ``sha256/<base64>`` of the DER SubjectPublicKeyInfo (RFC 7469 §2.4).
 
-A pin names a public key, not a certificate, so it survives re-issuing a certificate for the same key.
+A pin names a public key, not a certificate, so it survives re-issuing a certificate for the
+same key.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -38,7 +38,9 @@ _DIGEST_SIZE = hashlib.sha256().digest_size
 
 PublicKey = PublicKeyTypes
 PrivateKey = PrivateKeyTypes
-KeyMaterial = Union[x509.Certificate, x509.CertificateSigningRequest, PublicKey, PrivateKey, bytes]
+KeyMaterial = (
+    x509.Certificate | x509.CertificateSigningRequest | PublicKey | PrivateKey | bytes
+)
 
 # RFC 7469 §2.1.1 writes a pin as a directive: pin-sha256="<base64>".
 _RFC7469_DIRECTIVE = re.compile(r'^pin-sha256\s*=\s*"([^"]*)"$', re.IGNORECASE)
@@ -166,7 +168,9 @@ def _load_pem_block(label: str, block: bytes) -> KeyMaterial:
     if label == "PUBLIC KEY" or label.endswith(" PUBLIC KEY"):
         return serialization.load_pem_public_key(block)  # type: ignore[return-value]
     if label == "ENCRYPTED PRIVATE KEY":
-        raise UnsupportedKeyMaterial("the private key is encrypted; pin its certificate or public key")
+        raise UnsupportedKeyMaterial(
+            "the private key is encrypted; pin its certificate or public key"
+        )
     if label == "PRIVATE KEY" or label.endswith(" PRIVATE KEY"):
         return serialization.load_pem_private_key(block, password=None)  # type: ignore[return-value]
     raise UnsupportedKeyMaterial(f"PEM block {label!r} is not a certificate, key or CSR")
@@ -209,6 +213,7 @@ def load_key_material(data: bytes) -> KeyMaterial:
     objects = load_all_key_material(data)
     if len(objects) != 1:
         raise UnsupportedKeyMaterial(
-            f"the data holds {len(objects)} objects; spki_pin takes one (a chain: load_all_key_material)"
+            f"the data holds {len(objects)} objects; spki_pin takes one "
+            "(for a chain: load_all_key_material)"
         )
     return objects[0]

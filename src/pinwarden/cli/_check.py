@@ -46,7 +46,9 @@ def _rules_from_file(path: str, host: str) -> dict[str, Any]:
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as error:
-            raise CommandError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+            raise CommandError(
+                f"{path}: invalid JSON at line {error.lineno}: {error.msg}"
+            ) from None
         if isinstance(loaded, dict):
             return loaded
         if isinstance(loaded, list) and all(isinstance(item, str) for item in loaded):
@@ -110,7 +112,9 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report_mismatch(args: argparse.Namespace, host: str, port: int, error: PinValidationError) -> int:
+def _report_mismatch(
+    args: argparse.Namespace, host: str, port: int, error: PinValidationError
+) -> int:
     if args.json:
         print_json(
             {

@@ -81,7 +81,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"{csr_path} exists; not overwriting")
     write_private(
         key_path,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        ),
     )
     csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     pin = spki_pin(key.public_key())

@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
         description="One line per certificate, leaf first: pin, subject, issuer, not-after. "
         "For host[:port] the chain is the verified one (what pins are checked against).",
     )
-    parser.add_argument("source", help="a PEM/DER file (certificate, chain, key, CSR) or host[:port]")
+    parser.add_argument(
+        "source", help="a PEM/DER file (certificate, chain, key, CSR) or host[:port]"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--ca-file", help="trust these CA certificates instead of the system's")
     parser.set_defaults(handler=_run)

@@ -23,9 +23,7 @@ def add_passphrase_options(parser: argparse.ArgumentParser, *, required: bool) -
         "--passphrase-file", metavar="FILE", help="read the passphrase from FILE (must be 0600)"
     )
     if not required:
-        group.add_argument(
-            "--no-passphrase", action="store_true", help="store the key unencrypted"
-        )
+        group.add_argument("--no-passphrase", action="store_true", help="store the key unencrypted")
     parser.set_defaults(passphrase_required=required)
 
 
