@@ -23,8 +23,10 @@ $(VENV_313)/.installed: pyproject.toml
 	$(VENV_313)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# The pin server on SQLite with nothing to configure: init on first run (a development passphrase
+# in $(DATA)/passphrase, mode 0600), then serve. docs/server.md has the production set-up.
 run: $(VENV)/.installed
-	@echo "The pin server is not built yet (issue: pin server); the client and tools are: $(VENV)/bin/pinwarden --help"
+	$(VENV)/bin/pinwarden quickstart --data $(DATA) --host $(HOST) --port $(PORT)
 
 test: test-main test-313
 

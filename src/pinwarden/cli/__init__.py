@@ -11,13 +11,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pinwarden.cli import _check, _documents, _keygen, _keys, _pin
+from pinwarden.cli import _admin, _check, _documents, _keygen, _keys, _pin, _server
 from pinwarden.cli._common import EXIT_INPUT, CommandError, report_error
 
 __all__ = ["main", "run"]
 
 # Each module adds its subcommands with register(subparsers).
-_COMMAND_MODULES = (_pin, _keygen, _check, _keys, _documents)
+_COMMAND_MODULES = (_pin, _keygen, _check, _keys, _documents, _server, _admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

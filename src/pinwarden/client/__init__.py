@@ -15,8 +15,12 @@ Quick start::
 from __future__ import annotations
 
 from pinwarden.client._context import PinnedSSLContext, pinned_context
+from pinwarden.client._dynamic import DynamicPins
 from pinwarden.client._enforce import PinCheck, PinnedSSLObject, PinnedSSLSocket
 from pinwarden.client._errors import PinValidationError
+from pinwarden.client._events import EventKind, PinEvent
+from pinwarden.client._fetch import FetchError, FetchResult, HttpTransport, PinServerTransport
+from pinwarden.client._refresh import RefreshPolicy
 from pinwarden.client._rules import Mode, PinRule, PinSource, PinViolation, ViolationCallback
 from pinwarden.client._stacks import (
     pinned_aiohttp_connector,
@@ -28,17 +32,27 @@ from pinwarden.client._stacks import (
     pinned_requests_session,
 )
 from pinwarden.client._static import StaticPins
+from pinwarden.client._trust import ChannelError
 
 __all__ = [
+    "ChannelError",
+    "DynamicPins",
+    "EventKind",
+    "FetchError",
+    "FetchResult",
+    "HttpTransport",
     "Mode",
     "PinCheck",
+    "PinEvent",
     "PinRule",
+    "PinServerTransport",
     "PinSource",
     "PinValidationError",
     "PinViolation",
     "PinnedSSLContext",
     "PinnedSSLObject",
     "PinnedSSLSocket",
+    "RefreshPolicy",
     "StaticPins",
     "ViolationCallback",
     "pinned_aiohttp_connector",

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ssl
 import sys
+from collections.abc import Hashable
 
-__all__ = ["verified_chain_der"]
+__all__ = ["verified_chain_der", "verified_chain_key"]
+
+ChainKey = tuple[Hashable, ...]
 
 
 if sys.version_info >= (3, 13):
@@ -19,6 +22,10 @@ if sys.version_info >= (3, 13):
         """DER certificates of the verified chain, leaf first; empty when there is none."""
         return list(tls.get_verified_chain())
 
+    def verified_chain_key(tls: ssl.SSLSocket | ssl.SSLObject) -> ChainKey:
+        """A hashable value equal for two connections exactly when their verified chains are."""
+        return tuple(tls.get_verified_chain())
+
 else:
     import _ssl
 
@@ -26,3 +33,11 @@ else:
         """DER certificates of the verified chain, leaf first; empty when there is none."""
         chain = tls._sslobj.get_verified_chain()  # type: ignore[union-attr]
         return [certificate.public_bytes(_ssl.ENCODING_DER) for certificate in chain or ()]
+
+    def verified_chain_key(tls: ssl.SSLSocket | ssl.SSLObject) -> ChainKey:
+        """A hashable value equal for two connections exactly when their verified chains are.
+
+        The ``_ssl.Certificate`` objects themselves: they compare with OpenSSL's ``X509_cmp``
+        (the certificates' digests and encodings), which spares encoding each one to DER.
+        """
+        return tuple(tls._sslobj.get_verified_chain() or ())  # type: ignore[union-attr]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import sys
-from typing import Any
 
-from pinwarden.client._enforce import PinnedSSLObject, PinnedSSLSocket
+from pinwarden.client._enforce import PassedChecks, PinnedSSLObject, PinnedSSLSocket
 from pinwarden.client._rules import PinSource
 
 __all__ = ["PinnedSSLContext", "pinned_context"]
@@ -20,24 +20,60 @@ class PinnedSSLContext(ssl.SSLContext):
     nothing can swap in the stdlib classes and quietly drop the check.
     """
 
-    pin_source: PinSource
+    _pin_source: PinSource
+    passed_checks: PassedChecks
 
-    @property  # type: ignore[override]
-    def sslsocket_class(self) -> type[ssl.SSLSocket]:
+    @property
+    def pin_source(self) -> PinSource:
+        """The rules this context enforces."""
+        return self._pin_source
+
+    @pin_source.setter
+    def pin_source(self, source: PinSource) -> None:
+        # What passed under another source proves nothing under this one.
+        self.passed_checks = {}
+        self._pin_source = source
+
+    @property
+    def sslsocket_class(self) -> type[ssl.SSLSocket]:  # type: ignore[override]
         return PinnedSSLSocket
 
-    @property  # type: ignore[override]
-    def sslobject_class(self) -> type[ssl.SSLObject]:
+    @property
+    def sslobject_class(self) -> type[ssl.SSLObject]:  # type: ignore[override]
         return PinnedSSLObject
 
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        # Client rule 5: never resume a session; a resumed handshake builds no chain to check.
-        kwargs.pop("session", None)
-        return super().wrap_socket(*args, **kwargs)
+    # Client rule 5: never resume a session; a resumed handshake builds no chain to check. The
+    # stdlib signatures are repeated so that ``session`` is dropped however it is passed (a session
+    # set later on the socket resumes, and the check then refuses the connection).
 
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        kwargs.pop("session", None)
-        return super().wrap_bio(*args, **kwargs)
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+        )
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return super().wrap_bio(
+            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+        )
 
 
 def pinned_context(

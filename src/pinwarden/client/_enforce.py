@@ -11,6 +11,7 @@ handshake, so the implicit handshake OpenSSL would do inside ``SSL_write`` for a
 from __future__ import annotations
 
 import hmac
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,21 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from pinwarden._hosts import normalize_host
 from pinwarden._pins import pin_from_digest, spki_digest_of_der
-from pinwarden.client._chain import verified_chain_der
+from pinwarden.client._chain import verified_chain_der, verified_chain_key
 from pinwarden.client._errors import PinValidationError
 from pinwarden.client._rules import Mode, PinRule, PinSource, PinViolation
 from pinwarden.errors import InvalidHostError
 
-__all__ = ["PinCheck", "PinnedSSLObject", "PinnedSSLSocket", "check_connection", "source_of"]
+__all__ = [
+    "PassedChecks",
+    "PinCheck",
+    "PinnedSSLObject",
+    "PinnedSSLSocket",
+    "check_connection",
+    "source_of",
+]
+
+logger = logging.getLogger("pinwarden.client")
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,8 @@ def source_of(context: ssl.SSLContext, host: str | None) -> PinSource:
     source: PinSource | None = getattr(context, "pin_source", None)
     if source is None:
         raise PinValidationError(name, "the SSL context has no pin source")
-    if context.verify_mode != ssl.CERT_REQUIRED:
+    # The C getter: ssl.SSLContext wraps it in an enum lookup that shows in the handshake cost.
+    if super(ssl.SSLContext, context).verify_mode != ssl.CERT_REQUIRED:
         raise PinValidationError(
             name, "the SSL context does not require certificate validation (verify_mode must be "
             "CERT_REQUIRED); pinning never replaces it"
@@ -80,17 +91,77 @@ def _peer_port(tls: ssl.SSLSocket | ssl.SSLObject) -> int | None:
         return None
 
 
-def check_connection(tls: ssl.SSLSocket | ssl.SSLObject, source: PinSource) -> PinCheck:
-    """Check a handshaken connection against ``source``; raise ``PinValidationError`` to refuse."""
+def generation_of(source: PinSource, host: str) -> int:
+    """``source.generation``; a source that fails to answer fails the connection (client rule 7)."""
+    try:
+        return source.generation
+    except Exception as error:
+        raise PinValidationError(host, f"the pin source failed: {error!r}") from error
+
+
+def _rule_of(source: PinSource, host: str) -> PinRule | None:
+    try:
+        return source.rule_for(host)
+    except Exception as error:
+        raise PinValidationError(host, f"the pin source failed: {error!r}") from error
+
+
+def _report(source: PinSource, violation: PinViolation) -> None:
+    """Hand the violation to the source; its failure neither lets through nor changes a refusal."""
+    try:
+        source.report(violation)
+    except Exception:
+        logger.exception("pinwarden: the pin source failed to record a violation; ignored")
+
+
+PassedChecks = dict[tuple[Any, ...], PinCheck]
+"""Checks that passed, keyed by what decides them; see ``check_connection``."""
+
+_MAX_PASSED = 512
+
+
+def check_connection(
+    tls: ssl.SSLSocket | ssl.SSLObject, source: PinSource, passed: PassedChecks | None = None
+) -> PinCheck:
+    """Check a handshaken connection against ``source``; raise ``PinValidationError`` to refuse.
+
+    ``passed`` memoises passes of this one source. A check is decided by the rules (fixed for one
+    ``generation``), the server name and the verified chain, so a connection with the same three
+    passes again: one lookup instead of parsing keys and comparing digests, most of the cost of a
+    check right after a handshake (``bench/client_overhead.py``, docs/security.md). The chain is
+    still read on every connection; a resumed session has none, so it never matches a remembered
+    pass. Refusals and report-only mismatches are never remembered: each is reported and raised
+    again.
+    """
     raw_host = tls.server_hostname or ""
+    generation = generation_of(source, raw_host)
+    if passed is not None:
+        remembered = passed.get((raw_host, generation)) or passed.get(
+            (raw_host, generation, verified_chain_key(tls))
+        )
+        if remembered is not None:
+            return remembered
+    check, key = _decide(tls, source, raw_host, generation)
+    if passed is not None and key is not None:
+        if len(passed) >= _MAX_PASSED:
+            passed.clear()
+        passed[key] = check
+    return check
+
+
+def _decide(
+    tls: ssl.SSLSocket | ssl.SSLObject, source: PinSource, raw_host: str, generation: int
+) -> tuple[PinCheck, tuple[Any, ...] | None]:
+    """The check itself, and the key under which its pass may be remembered (None: it may not)."""
     try:
         host = normalize_host(raw_host)
     except InvalidHostError as error:
-        raise PinValidationError(raw_host, f"the server hostname cannot be normalised: {error}")
-    generation = source.generation
-    rule = source.rule_for(host)
+        raise PinValidationError(
+            raw_host, f"the server hostname cannot be normalised: {error}"
+        ) from None
+    rule = _rule_of(source, host)
     if rule is None or rule.mode is Mode.DISABLED:
-        return PinCheck(host, rule, None, None, generation)
+        return PinCheck(host, rule, None, None, generation), (raw_host, generation)
     if tls.session_reused:
         # Client rule 5: a resumed session skipped chain building, so there is nothing to check.
         raise PinValidationError(host, "a resumed TLS session has no verified chain to check")
@@ -107,10 +178,12 @@ def check_connection(tls: ssl.SSLSocket | ssl.SSLObject, source: PinSource) -> P
         ) from None
     depth = _matching_depth(seen, rule)
     if depth is not None:
-        return PinCheck(host, rule, pin_from_digest(seen[depth]), depth, generation)
+        check = PinCheck(host, rule, pin_from_digest(seen[depth]), depth, generation)
+        return check, (raw_host, generation, verified_chain_key(tls))
     seen_pins = tuple(pin_from_digest(digest) for digest in seen)
     enforced = rule.mode is Mode.ENFORCE
-    source.report(
+    _report(
+        source,
         PinViolation(
             hostname=host,
             port=_peer_port(tls),
@@ -119,18 +192,18 @@ def check_connection(tls: ssl.SSLSocket | ssl.SSLObject, source: PinSource) -> P
             validated_chain_pem=tuple(ssl.DER_cert_to_PEM_cert(der) for der in chain),
             enforced=enforced,
             reason="no pinned key in the verified chain",
-        )
+        ),
     )
     if enforced:
         raise PinValidationError(
             host, f"no key of the verified chain is pinned by rule {rule.pattern}",
             expected=rule.pins, seen=seen_pins,
         )
-    return PinCheck(host, rule, None, None, generation)
+    return PinCheck(host, rule, None, None, generation), None
 
 
 class _PinGuard:
-    """What ``PinnedSSLSocket`` and ``PinnedSSLObject`` share: the checked handshake and the guard."""
+    """What ``PinnedSSLSocket`` and ``PinnedSSLObject`` share: the checked handshake, the guard."""
 
     _pin_check: PinCheck | None = None
     context: ssl.SSLContext
@@ -141,47 +214,76 @@ class _PinGuard:
         """The result of the check, once the handshake has passed it."""
         return self._pin_check
 
-    def _refuse(self) -> None:
-        """Release the connection after a refused check (overridden where there is a socket)."""
+    def _refuse(self, error: Exception) -> None:
+        """Release the connection after a failed handshake or check (client rule 9)."""
 
-    def _checked_handshake(self, handshake: Callable[[], None]) -> None:
+    def _checked_handshake(self, handshake: Callable[..., None], *args: Any) -> None:
+        """``handshake(self, *args)``, then the check; release the connection on any failure."""
         try:
             source = source_of(self.context, self.server_hostname)
-            handshake()
-            self._pin_check = check_connection(self, source)  # type: ignore[arg-type]
-        except PinValidationError:
-            self._refuse()
+            handshake(self, *args)
+            self._pin_check = check_connection(
+                self,  # type: ignore[arg-type]
+                source,
+                getattr(self.context, "passed_checks", None),
+            )
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # a non-blocking handshake that is still under way
+        except Exception as error:
+            self._refuse(error)
             raise
 
-    def _ensure_pinned(self, handshake: Callable[[], None]) -> None:
+    def _ensure_pinned(self, handshake: Callable[..., None]) -> None:
+        """Before data: the checked handshake if none yet, a new check if the rules changed."""
         check = self._pin_check
         if check is None:
             self._checked_handshake(handshake)
             return
         try:
             source = source_of(self.context, self.server_hostname)
-            if source.generation != check.generation:
+            if generation_of(source, check.host) != check.generation:
                 # Client rule 8: the rules changed since this connection was checked.
-                self._pin_check = check_connection(self, source)  # type: ignore[arg-type]
-        except PinValidationError:
-            self._refuse()
+                self._pin_check = check_connection(
+                    self,  # type: ignore[arg-type]
+                    source,
+                    getattr(self.context, "passed_checks", None),
+                )
+        except PinValidationError as error:
+            self._refuse(error)
             raise
 
 
 class PinnedSSLSocket(_PinGuard, ssl.SSLSocket):
     """An ``ssl.SSLSocket`` that refuses a server whose verified chain fails its pin rule."""
 
-    def _refuse(self) -> None:
+    _refusal: Exception | None = None
+
+    def _refuse(self, error: Exception) -> None:
+        self._refusal = error
         self.close()
+        # close() leaves the descriptor open while makefile() objects hold the socket (http.client
+        # keeps one per response); a refused connection ends now.
+        self._real_close()  # type: ignore[attr-defined]
+
+    def _checkClosed(self, msg: str | None = None) -> None:
+        # Every I/O method of ssl.SSLSocket calls this hook first: once refused, a connection
+        # answers each later call with its refusal, not with a bare "bad file descriptor".
+        if self._refusal is not None:
+            raise self._refusal
+
+    def settimeout(self, value: float | None) -> None:
+        # Stacks set the timeout before each read or write (httpcore): same answer as above.
+        self._checkClosed()
+        super().settimeout(value)
 
     def do_handshake(self, block: bool = False) -> None:
-        self._checked_handshake(lambda: ssl.SSLSocket.do_handshake(self, block))
+        self._checked_handshake(ssl.SSLSocket.do_handshake, block)
 
     def _guard(self) -> None:
         if self._sslobj is not None:  # type: ignore[attr-defined]
-            self._ensure_pinned(lambda: ssl.SSLSocket.do_handshake(self))
+            self._ensure_pinned(ssl.SSLSocket.do_handshake)
 
-    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - stdlib signature
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
         self._guard()
         return super().read(len, buffer)
 
@@ -195,15 +297,15 @@ class PinnedSSLSocket(_PinGuard, ssl.SSLSocket):
 
 
 class PinnedSSLObject(_PinGuard, ssl.SSLObject):
-    """An ``ssl.SSLObject`` (memory BIO) that refuses a server whose verified chain fails its rule."""
+    """An ``ssl.SSLObject`` (memory BIO) refusing a server whose verified chain fails its rule."""
 
     def do_handshake(self) -> None:
-        self._checked_handshake(lambda: ssl.SSLObject.do_handshake(self))
+        self._checked_handshake(ssl.SSLObject.do_handshake)
 
-    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - stdlib signature
-        self._ensure_pinned(lambda: ssl.SSLObject.do_handshake(self))
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        self._ensure_pinned(ssl.SSLObject.do_handshake)
         return super().read(len, buffer)
 
     def write(self, data: Any) -> int:
-        self._ensure_pinned(lambda: ssl.SSLObject.do_handshake(self))
+        self._ensure_pinned(ssl.SSLObject.do_handshake)
         return super().write(data)

@@ -142,12 +142,15 @@ def pinned_aiohttp_connector(
     cadata: str | bytes | None = None,
     **connector_kwargs: Any,
 ) -> aiohttp.TCPConnector:
-    """An ``aiohttp.TCPConnector`` whose every HTTPS connection is pinned (needs a running loop)."""
-    import aiohttp
+    """An ``aiohttp.TCPConnector`` whose every HTTPS connection is pinned (needs a running loop).
+
+    A request that passes its own ``ssl=`` (``False``, a context, a fingerprint) is refused.
+    """
+    from pinwarden.client._aiohttp import PinnedTCPConnector
 
     _refuse_verify(connector_kwargs)
     context = _context(source, _ca(cafile, capath, cadata))
-    return aiohttp.TCPConnector(ssl=context, **connector_kwargs)
+    return PinnedTCPConnector(ssl=context, **connector_kwargs)
 
 
 _VERIFY_OPTIONS = ("verify", "ssl", "ssl_context", "cert_reqs", "ca_certs", "ca_cert_dir")

@@ -1,0 +1,361 @@
+"""Server commands: ``init``, ``serve``, ``quickstart`` (what ``make run`` runs), ``export-static``
+and ``recover-token``.
+
+The server's packages (SQLAlchemy, FastAPI, uvicorn, …) are imported only inside these handlers:
+the client install (``pip install pinwarden``) has the CLI without them, and these commands then
+say to install ``pinwarden[server]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pinwarden.cli._common import EXIT_INPUT, EXIT_OK, CommandError, print_json
+from pinwarden.cli._secrets import add_passphrase_options, read_passphrase
+
+if TYPE_CHECKING:
+    from pinwarden.server import DataDirectory, ServerConfig
+
+_SERVER_PACKAGES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "psycopg")
+_DEMO_CHANNEL = "demo"
+
+
+def _require_server_packages() -> None:
+    for name in _SERVER_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise CommandError(
+                f"the server needs {name!r}: install pinwarden[server] "
+                "(pip install 'pinwarden[server]')",
+                EXIT_INPUT,
+            ) from None
+
+
+def _data_dir(args: argparse.Namespace, *, initialized: bool) -> DataDirectory:
+    from pinwarden.server import DataDirectory
+
+    data = DataDirectory(args.data)
+    if initialized and not data.is_initialized():
+        raise CommandError(f"{args.data} is not a pinwarden data directory: run pinwarden init")
+    return data
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR", help="the server's data directory")
+    parser.add_argument(
+        "--database-url",
+        help="postgresql+psycopg://user@host/db (default: the URL given to init, or SQLite)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    init = subparsers.add_parser(
+        "init",
+        help="create a server data directory: database, signing keys, first admin token",
+        description="Creates DIR with the SQLite database (or migrates --database-url), the key "
+        "directory (root and online keys, encrypted with the passphrase; keyring v1) and prints "
+        "a first admin token, once.",
+    )
+    _data_option(init)
+    init.add_argument("--json", action="store_true", help="print JSON")
+    add_passphrase_options(init, required=True)
+    init.set_defaults(handler=_run_init)
+
+    serve = subparsers.add_parser("serve", help="run the pin server")
+    _data_option(serve)
+    _serve_options(serve)
+    serve.add_argument(
+        "--no-signing",
+        action="store_true",
+        help="serve and push without unlocking the signing key (this replica cannot publish)",
+    )
+    add_passphrase_options(serve, required=True)
+    serve.set_defaults(handler=_run_serve)
+
+    quickstart = subparsers.add_parser(
+        "quickstart",
+        help="init with a development passphrase if needed, then serve (what `make run` runs)",
+        description="Development default: the passphrase is generated into DIR/passphrase "
+        "(mode 0600). Production: pinwarden init + pinwarden serve with --passphrase-env/-file.",
+    )
+    _data_option(quickstart)
+    _serve_options(quickstart)
+    quickstart.set_defaults(handler=_run_quickstart)
+
+    export = subparsers.add_parser(
+        "export-static",
+        help="write the published pin sets and keyrings as files, at the URL paths they are served",
+    )
+    export.add_argument("out_dir", metavar="OUT_DIR")
+    _data_option(export)
+    export.add_argument("--json", action="store_true", help="print JSON")
+    export.set_defaults(handler=_run_export)
+
+    recover = subparsers.add_parser(
+        "recover-token",
+        help="make a new admin token directly in the database (needs the data directory)",
+    )
+    _data_option(recover)
+    recover.add_argument("--name", default="recovered-admin")
+    recover.add_argument("--json", action="store_true", help="print JSON")
+    recover.set_defaults(handler=_run_recover)
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    parser.add_argument("--public-url", help="the URL clients reach this server at")
+    parser.add_argument("--ca-file", help="extra CA certificates for the live-chain checks")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="… and this private key (PEM)")
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="SSE heartbeat, seconds")
+    parser.add_argument("--poll", type=float, default=2.0, help="SQLite reload interval, seconds")
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    _require_server_packages()
+    from pinwarden.server import ServerError, initialize
+
+    data = _data_dir(args, initialized=False)
+    if data.is_initialized():
+        raise CommandError(f"{args.data} is already initialized")
+    passphrase = read_passphrase(args, confirm=True)
+    assert passphrase is not None  # required=True: no --no-passphrase
+    try:
+        result = initialize(data, passphrase, database_url=args.database_url)
+    except ServerError as error:
+        raise CommandError(str(error)) from None
+    _print_init(args, data, result)
+    return EXIT_OK
+
+
+def _print_init(args: argparse.Namespace, data: DataDirectory, result: Any) -> None:
+    if getattr(args, "json", False):
+        print_json(
+            {
+                "data": str(data.path),
+                "database": result.database_url.split("@")[-1],
+                "keyring_version": result.keyring_version,
+                "keyring": str(data.key_dir / "keyring.json"),
+                "admin_token": result.admin_token,
+            }
+        )
+        return
+    print(f"initialized {data.path}")
+    print(f"  keyring v{result.keyring_version}: {data.key_dir / 'keyring.json'} (ship it in apps)")
+    print(f"  admin token (shown once, only its hash is stored): {result.admin_token}")
+
+
+def _config(
+    args: argparse.Namespace, data: DataDirectory, passphrase: bytes | None
+) -> ServerConfig:
+    from pinwarden.server import ServerConfig
+
+    scheme = "https" if args.tls_cert else "http"
+    return ServerConfig(
+        database_url=data.database_url(args.database_url),
+        key_dir=data.key_dir,
+        passphrase=passphrase,
+        public_url=args.public_url or f"{scheme}://{args.host}:{args.port}",
+        ca_file=args.ca_file,
+        heartbeat_seconds=args.heartbeat,
+        poll_seconds=args.poll,
+    )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    _require_server_packages()
+    data = _data_dir(args, initialized=True)
+    passphrase = None if args.no_signing else read_passphrase(args)
+    _serve(args, _config(args, data, passphrase))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, config: ServerConfig) -> None:
+    from pinwarden.document import DocumentError, KeyStoreError
+    from pinwarden.server import create_app
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CommandError("--tls-cert and --tls-key go together")
+    try:
+        app = create_app(config)
+    except (KeyStoreError, DocumentError) as error:
+        raise CommandError(f"cannot unlock the signing key: {error}") from None
+    print(f"pinwarden serve: {config.public_url} ({args.server})", flush=True)
+    if args.server == "granian":
+        _serve_granian(app, args)
+    else:
+        _serve_uvicorn(app, args)
+
+
+def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Open event streams never end on their own: give them a moment, then close them.
+        timeout_graceful_shutdown=2,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+    )
+    uvicorn.Server(config).run()
+
+
+def _serve_granian(app: Any, args: argparse.Namespace) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server.embed import Server
+
+    server = Server(
+        app,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        log_access=False,
+        ssl_cert=Path(args.tls_cert) if args.tls_cert else None,
+        ssl_key=Path(args.tls_key) if args.tls_key else None,
+    )
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        await server.serve()
+
+    try:
+        import uvloop  # granian's embedded server runs on the caller's loop: make it uvloop
+    except ImportError:
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
+
+
+def _dev_passphrase(data: DataDirectory) -> bytes:
+    """The development passphrase of ``make run``: random, in DIR/passphrase, mode 0600."""
+    path = data.dev_passphrase_file
+    if not path.exists():
+        data.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    args = argparse.Namespace(
+        passphrase_env=None,
+        passphrase_file=str(path),
+        no_passphrase=False,
+        passphrase_required=True,
+    )
+    passphrase = read_passphrase(args)
+    assert passphrase is not None
+    return passphrase
+
+
+def _publish_demo(config: ServerConfig) -> None:
+    """A ``demo`` channel with one ``disabled`` rule: publishable without any live host."""
+    from pinwarden.server import Services, upgrade_database
+    from pinwarden.server._channels import add_rule, create_channel
+
+    services = Services(config)
+    try:
+        upgrade_database(services.engine)
+        with services.sessions.begin() as session:
+            create_channel(session, _DEMO_CHANNEL, "quickstart", description="make run demo")
+            add_rule(session, _DEMO_CHANNEL, "api.example.com", "quickstart", mode="disabled")
+        services.publisher.publish(_DEMO_CHANNEL, "quickstart")
+    finally:
+        services.engine.dispose()
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    _require_server_packages()
+    from pinwarden.server import initialize
+
+    data = _data_dir(args, initialized=False)
+    passphrase = _dev_passphrase(data)
+    config = _config(args, data, passphrase)
+    if not data.is_initialized():
+        result = initialize(data, passphrase, database_url=args.database_url)
+        _publish_demo(config)
+        _print_init(args, data, result)
+        print(f"  development passphrase: {data.dev_passphrase_file} (0600; not for production)")
+    _print_quickstart(config, data)
+    sys.stdout.flush()
+    _serve(args, config)
+    return EXIT_OK
+
+
+def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
+    base = config.public_url
+    channel_url = f"{base}/v1/channels/{_DEMO_CHANNEL}/pinset"
+    print(f"server:  {base}   (admin API docs: {base}/v1/admin/docs)")
+    print(f"channel: {channel_url}")
+    print(f"events:  {base}/v1/channels/{_DEMO_CHANNEL}/events")
+    print("client snippet (verifies the signed pin set against the keyring your app ships):")
+    print(f"""
+    import urllib.request
+    from pinwarden.document import load_keyring, verify_pinset
+
+    keyring = load_keyring(open("{(data.key_dir / "keyring.json").resolve()}", "rb").read())
+    raw = urllib.request.urlopen("{channel_url}").read()
+    pinset = verify_pinset(raw, keyring=keyring)
+    print(pinset.version, [(r.pattern, r.mode, r.pins) for r in pinset.rules])
+
+admin CLI: export PINWARDEN_URL={base} PINWARDEN_TOKEN=<the admin token>; pinwarden channel list
+""")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    _require_server_packages()
+    from pinwarden.server import make_engine
+    from pinwarden.server._database import make_session_factory
+    from pinwarden.server._export import export_static
+
+    data = _data_dir(args, initialized=True)
+    engine = make_engine(data.database_url(args.database_url))
+    try:
+        with make_session_factory(engine)() as session:
+            written = export_static(session, Path(args.out_dir))
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json([str(path) for path in written])
+    else:
+        for path in written:
+            print(path)
+    return EXIT_OK
+
+
+def _run_recover(args: argparse.Namespace) -> int:
+    _require_server_packages()
+    from pinwarden.server import make_engine
+    from pinwarden.server._database import make_session_factory
+    from pinwarden.server._tokens import create_token
+
+    data = _data_dir(args, initialized=True)
+    engine = make_engine(data.database_url(args.database_url))
+    actor = f"local:{os.environ.get('USER', 'unknown')}"
+    try:
+        with make_session_factory(engine).begin() as session:
+            row, token = create_token(session, args.name, ["admin"], actor)
+            token_id = row.token_id
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json({"token_id": token_id, "token": token})
+    else:
+        print(token)
+    return EXIT_OK

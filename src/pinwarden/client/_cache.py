@@ -1,0 +1,205 @@
+"""The on-disk cache of the dynamic client: last pin set, followed keyrings, and the version floor.
+
+Nothing here is trusted as stored: the client verifies every byte it loads again (signature,
+expiry, floor) exactly as if it had just been fetched. What the cache must guarantee is only:
+
+- an atomic write: a crash mid-write leaves the previous file whole (temporary file in the same
+  directory, ``fsync``, ``os.replace``, ``fsync`` of the directory);
+- a version floor kept apart from the document, so that deleting or replacing ``pinset.json``
+  with an older signed document cannot roll the client back (TUF rollback attack);
+- the floor only ever rises.
+
+Layout of the cache directory (created ``0700``, files ``0600``)::
+
+    pinset.json          {"etag": ..., "checked": time of the last answer, "document": base64}
+    keyring-<N>.json     each keyring version the client followed past the one it shipped with
+    floor.json           {"pinset_version": N, "keyring_version": M}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pinwarden.errors import PinwardenError
+
+__all__ = ["CacheError", "CachedPinset", "PinCache", "VersionFloor"]
+
+_PINSET = "pinset.json"
+_FLOOR = "floor.json"
+_KEYRING = re.compile(r"^keyring-([1-9][0-9]{0,9})\.json$")
+# A cache file far larger than any document it may hold is not read at all.
+_MAX_CACHE_FILE = 1024 * 1024
+
+
+class CacheError(PinwardenError):
+    """A cache file is missing a part, unreadable, or not in the cache's format."""
+
+
+@dataclass(frozen=True)
+class CachedPinset:
+    """The signed pin-set bytes as stored, the ETag the server sent with them, and when the server
+    last confirmed them (so a restarted app does not fetch again before the refresh hint)."""
+
+    raw: bytes
+    etag: str | None
+    checked: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VersionFloor:
+    """The highest pin-set and keyring versions ever accepted: nothing lower is accepted again."""
+
+    pinset_version: int = 0
+    keyring_version: int = 0
+
+    def raised_to(self, other: VersionFloor) -> VersionFloor:
+        return VersionFloor(
+            max(self.pinset_version, other.pinset_version),
+            max(self.keyring_version, other.keyring_version),
+        )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_CACHE_FILE + 1)
+    except OSError as error:
+        raise CacheError(f"{path.name}: {error.strerror or error}") from error
+    if len(data) > _MAX_CACHE_FILE:
+        raise CacheError(f"{path.name}: larger than any document it may hold")
+    return data
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(_read(path))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CacheError(f"{path.name}: not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise CacheError(f"{path.name}: not a JSON object")
+    return value
+
+
+def _dump(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True).encode("utf-8")
+
+
+class PinCache:
+    """One client's cache directory (see the module docstring for the layout)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def load_pinset(self) -> CachedPinset | None:
+        """The stored pin set, ``None`` if there is none; ``CacheError`` if it is damaged."""
+        path = self.directory / _PINSET
+        if not path.exists():
+            return None
+        stored = _read_json_object(path)
+        etag, checked, document = stored.get("etag"), stored.get("checked"), stored.get("document")
+        if not isinstance(document, str) or not all(
+            value is None or isinstance(value, str) for value in (etag, checked)
+        ):
+            raise CacheError(f"{_PINSET}: not in the cache's format")
+        try:
+            raw = base64.b64decode(document, validate=True)
+            when = None if checked is None else datetime.fromisoformat(checked)
+        except (binascii.Error, ValueError):
+            raise CacheError(f"{_PINSET}: not in the cache's format") from None
+        if when is not None and when.utcoffset() is None:
+            raise CacheError(f"{_PINSET}: the checked time has no time zone")
+        return CachedPinset(raw, etag, when)
+
+    def store_pinset(self, cached: CachedPinset) -> None:
+        document = base64.b64encode(cached.raw).decode("ascii")
+        checked = None if cached.checked is None else cached.checked.isoformat()
+        stored = {"etag": cached.etag, "checked": checked, "document": document}
+        _write_atomic(self.directory / _PINSET, _dump(stored))
+
+    def discard_pinset(self) -> None:
+        """Remove a stored pin set that failed verification (the floor stays)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / _PINSET).unlink()
+
+    def keyring_versions(self) -> list[int]:
+        """The versions of the stored keyrings, lowest first."""
+        found = (_KEYRING.match(path.name) for path in self.directory.iterdir())
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def load_keyring(self, version: int) -> bytes:
+        return _read(self.directory / f"keyring-{version}.json")
+
+    def store_keyring(self, version: int, raw: bytes) -> None:
+        _write_atomic(self.directory / f"keyring-{version}.json", raw)
+
+    def load_floor(self) -> VersionFloor:
+        """The stored floor; a zero floor if none was ever stored; ``CacheError`` if damaged."""
+        path = self.directory / _FLOOR
+        if not path.exists():
+            return VersionFloor()
+        stored = _read_json_object(path)
+        pinset, keyring = stored.get("pinset_version"), stored.get("keyring_version")
+        if not all(type(value) is int and value >= 0 for value in (pinset, keyring)):
+            raise CacheError(f"{_FLOOR}: not in the cache's format")
+        return VersionFloor(pinset, keyring)  # type: ignore[arg-type]
+
+    def raise_floor(self, floor: VersionFloor) -> VersionFloor:
+        """Store the higher of ``floor`` and the stored floor (a damaged one counts as zero)."""
+        try:
+            stored, damaged = self.load_floor(), False
+        except CacheError:
+            stored, damaged = VersionFloor(), True
+        merged = stored.raised_to(floor)
+        if damaged or merged != stored:
+            _write_atomic(
+                self.directory / _FLOOR,
+                _dump(
+                    {
+                        "pinset_version": merged.pinset_version,
+                        "keyring_version": merged.keyring_version,
+                    }
+                ),
+            )
+        return merged

@@ -1,0 +1,173 @@
+"""When the dynamic client fetches again, and the loops that make it happen.
+
+``RefreshPolicy`` turns an outcome into a delay: the document's refresh hint (bounded, and never
+later than half the time left before the document expires) after a success, exponential back-off
+after a failure; jitter on both so that a fleet of clients does not fetch in step.
+
+The loops run a blocking ``step`` (fetch, verify, apply; it returns the next delay) either in a
+daemon thread or as an asyncio task that runs the step in a worker thread, so the event loop
+never waits on the network. ``wake()`` runs the step at once (a push announcement, ``refresh()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+__all__ = ["AsyncRefresher", "RefreshPolicy", "Refresher", "ThreadRefresher"]
+
+logger = logging.getLogger("pinwarden.client")
+
+RefreshStep = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """The timing of refreshes.
+
+    ``default_interval`` applies when no document gives a hint (bootstrap pins);
+    ``min_interval`` and ``max_interval`` bound the hint, so a document cannot make clients hammer
+    the server or stop asking; failures wait ``backoff_base * 2**(n-1)`` up to ``backoff_cap``.
+    ``jitter`` is the spread around a success delay (0.1 = ±10 %); a back-off delay is drawn from
+    its upper half.
+    """
+
+    default_interval: timedelta = timedelta(hours=1)
+    min_interval: timedelta = timedelta(minutes=1)
+    max_interval: timedelta = timedelta(hours=24)
+    backoff_base: timedelta = timedelta(seconds=30)
+    backoff_cap: timedelta = timedelta(hours=1)
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter is a fraction in [0, 1)")
+        if not timedelta(0) < self.min_interval <= self.max_interval:
+            raise ValueError("need 0 < min_interval <= max_interval")
+        if not timedelta(0) < self.backoff_base <= self.backoff_cap:
+            raise ValueError("need 0 < backoff_base <= backoff_cap")
+
+    def after_success(
+        self,
+        hint: timedelta | None,
+        until_expiry: timedelta | None,
+        rng: random.Random,
+    ) -> float:
+        """Seconds until the next fetch after a fetch that worked (new document or not)."""
+        interval = hint if hint is not None else self.default_interval
+        if until_expiry is not None:
+            # Ask again well before the document runs out, whatever the hint says.
+            interval = min(interval, until_expiry / 2)
+        interval = min(max(interval, self.min_interval), self.max_interval)
+        spread: float = rng.uniform(1 - self.jitter, 1 + self.jitter)
+        return interval.total_seconds() * spread
+
+    def after_failure(self, failures: int, rng: random.Random) -> float:
+        """Seconds until the next attempt after ``failures`` failures in a row (1 or more)."""
+        exponent = min(max(failures, 1) - 1, 32)
+        delay = min(self.backoff_base * (1 << exponent), self.backoff_cap).total_seconds()
+        spread: float = rng.uniform(0.5, 1.0)
+        return delay * spread
+
+
+class Refresher(Protocol):
+    def start(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# A step that raised despite catching its own errors is retried after this long.
+_AFTER_UNEXPECTED_ERROR = 60.0
+
+
+def _run_step(step: RefreshStep) -> float:
+    try:
+        return step()
+    except Exception:
+        logger.exception("pinwarden: the pin refresh failed unexpectedly; retrying later")
+        return _AFTER_UNEXPECTED_ERROR
+
+
+class ThreadRefresher:
+    """Runs ``step`` in a daemon thread: first after ``first_delay`` seconds, then as it says."""
+
+    def __init__(self, step: RefreshStep, first_delay: float, name: str) -> None:
+        self._step = step
+        self._first_delay = first_delay
+        self._wakeup = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wakeup.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        delay = self._first_delay
+        while True:
+            self._wakeup.wait(delay)
+            if self._stopped:
+                return
+            self._wakeup.clear()
+            delay = _run_step(self._step)
+
+
+class AsyncRefresher:
+    """Runs ``step`` from an asyncio task on the running loop; the step runs in a worker thread."""
+
+    def __init__(self, step: RefreshStep, first_delay: float) -> None:
+        self._step = step
+        self._first_delay = first_delay
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = self._loop.create_task(self._run(), name="pinwarden-refresh")
+
+    def wake(self) -> None:
+        self._call_in_loop(self._wakeup.set)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._call_in_loop(self._task.cancel)
+
+    def _call_in_loop(self, function: Callable[[], object]) -> None:
+        """Run ``function`` on the loop, from the loop's thread or any other."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            function()
+            return
+        try:
+            self._loop.call_soon_threadsafe(function)
+        except RuntimeError:
+            pass  # the loop is closed: its task is gone with it
+
+    async def _run(self) -> None:
+        delay = self._first_delay
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            delay = await asyncio.to_thread(_run_step, self._step)

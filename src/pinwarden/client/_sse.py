@@ -1,0 +1,146 @@
+"""Server-sent events from the pin server: parse the stream, follow it, say which version is new.
+
+The server announces each published version on ``{channel URL}/events`` as ``event: pinset`` with
+``data: {"version": N}`` and keeps the connection open with comment lines (heartbeats). Parsing
+follows the WHATWG HTML "event stream interpretation" rules. An announcement only wakes the
+refresher: the document is still fetched and verified the normal way, so nothing a stream says
+changes the pins by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from pinwarden.client._fetch import EventStream, FetchError, PinServerTransport
+from pinwarden.client._refresh import RefreshPolicy
+
+__all__ = ["PushSubscription", "ServerEvent", "announced_version", "parse_events"]
+
+logger = logging.getLogger("pinwarden.client")
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    type: str
+    data: str
+    id: str | None = None
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
+    """The events of a stream given line by line (line endings included or not)."""
+    event_type = ""
+    data: list[str] = []
+    last_id: str | None = None
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            if data:
+                yield ServerEvent(event_type or "message", "\n".join(data), last_id)
+            event_type, data = "", []
+            continue
+        if line.startswith(":"):
+            continue  # a comment: the server's heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event_type = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id" and "\0" not in value:
+            last_id = value
+        # "retry" and unknown fields are ignored: reconnection follows our own back-off.
+
+
+def announced_version(event: ServerEvent) -> int | None:
+    """The version a ``pinset`` event announces; ``None`` for any other or malformed event."""
+    if event.type != "pinset":
+        return None
+    try:
+        payload = json.loads(event.data)
+    except ValueError:
+        return None
+    version = payload.get("version") if isinstance(payload, dict) else None
+    return version if type(version) is int and version > 0 else None
+
+
+class PushSubscription:
+    """Holds the event stream open in a daemon thread and calls ``on_version`` per announcement.
+
+    A dropped or refused stream is opened again after an exponential back-off (the refresh
+    policy's); ``stop()`` closes the stream from any thread.
+    """
+
+    def __init__(
+        self,
+        transport: PinServerTransport,
+        url: str,
+        on_version: Callable[[int], None],
+        policy: RefreshPolicy,
+        rng: random.Random,
+    ) -> None:
+        self._transport = transport
+        self._url = url
+        self._on_version = on_version
+        self._policy = policy
+        self._rng = rng
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: EventStream | None = None
+        self._thread = threading.Thread(target=self._run, name="pinwarden-push", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def _follow(self) -> bool:
+        """Read one connection to its end; whether it carried a line (then back-off restarts)."""
+        stream = self._transport.open_stream(self._url)
+        with self._lock:
+            self._stream = stream
+        if self._stopped.is_set():
+            stream.close()
+            return False
+        heard = [False]
+
+        def lines() -> Iterator[str]:
+            for line in stream.lines():
+                heard[0] = True
+                yield line
+
+        try:
+            for event in parse_events(lines()):
+                version = announced_version(event)
+                if version is not None:
+                    self._on_version(version)
+        finally:
+            with self._lock:
+                self._stream = None
+            stream.close()
+        return heard[0]
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                failures = 0 if self._follow() else failures
+            except (FetchError, OSError, ValueError) as error:
+                if not self._stopped.is_set():
+                    logger.info("pinwarden: the pin event stream failed: %s", error)
+            except Exception:
+                logger.exception("pinwarden: the pin event stream failed unexpectedly")
+            failures += 1
+            self._stopped.wait(self._policy.after_failure(failures, self._rng))
+

@@ -1,0 +1,218 @@
+"""The ASGI application: public routes, the admin API under ``/v1/admin``, and the store sync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount, Router
+
+from pinwarden.server._admin_api import build_admin_api
+from pinwarden.server._audit import record
+from pinwarden.server._channels import list_channels
+from pinwarden.server._config import ServerConfig
+from pinwarden.server._database import (
+    is_postgresql,
+    make_engine,
+    make_session_factory,
+    upgrade_database,
+)
+from pinwarden.server._errors import ConflictError
+from pinwarden.server._events import EventBroker
+from pinwarden.server._metrics import Metrics
+from pinwarden.server._models import KeyringRecord
+from pinwarden.server._public import PublicEndpoints
+from pinwarden.server._publish import LiveChainSource, Publisher, PublishOutcome
+from pinwarden.server._reports import RateLimiter, store_report
+from pinwarden.server._signing import KeyDirectorySigner, sync_keyrings
+from pinwarden.server._store import PublishedStore
+from pinwarden.server._sync import (
+    StoreSync,
+    announce_nothing,
+    announce_postgresql,
+    served_document,
+)
+
+__all__ = ["PinServerApp", "Services", "create_app"]
+
+logger = logging.getLogger("pinwarden.server")
+
+
+class Services:
+    """Everything one server process holds: database, store, broker, publisher, metrics."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.engine = make_engine(config.database_url)
+        self.sessions = make_session_factory(self.engine)
+        self.store = PublishedStore()
+        self.broker = EventBroker()
+        self.metrics = Metrics()
+        self.database_up = True
+        self.signer = (
+            KeyDirectorySigner(config.key_dir, config.passphrase)
+            if config.passphrase is not None
+            else None
+        )
+        live = LiveChainSource(
+            self.sessions,
+            max_age=config.observation_max_age,
+            cafile=config.ca_file,
+            timeout=config.probe_timeout,
+        )
+        self.announce = (
+            announce_postgresql if is_postgresql(config.database_url) else announce_nothing
+        )
+        self.publisher = Publisher(
+            self.sessions,
+            self.signer,
+            live,
+            self.announce,
+            default_report_uri=config.default_report_uri,
+        )
+        self.sync = StoreSync(
+            config.database_url,
+            self.sessions,
+            self.store,
+            self.broker.announce,
+            self.database_state,
+            poll_seconds=config.poll_seconds,
+        )
+        self.limiter = RateLimiter(config.report_burst, config.report_per_minute)
+        self.metrics.add_gauge(
+            "pinwarden_published_version",
+            "Version of the pin set served, per channel.",
+            lambda: [({"channel": c}, v) for c, v in sorted(self.store.versions().items())],
+        )
+        self.metrics.add_gauge(
+            "pinwarden_sse_clients",
+            "Open server-sent-event streams.",
+            lambda: [({}, self.broker.subscriber_count)],
+        )
+
+    def database_state(self, up: bool) -> None:
+        self.database_up = up
+        self.metrics.database_up = int(up)
+
+    def prepare_database(self) -> None:
+        """Migrate (when configured) and mirror the key directory's keyrings (blocking)."""
+        if self.config.migrate:
+            upgrade_database(self.engine)
+        if self.config.key_dir.exists():
+            with self.sessions.begin() as session:
+                sync_keyrings(session, self.config.key_dir)
+
+    def save_report(self, report: dict[str, Any], client: str) -> None:
+        with self.sessions.begin() as session:
+            store_report(session, report, client)
+
+    async def run_publish(
+        self, operation: Callable[..., PublishOutcome], *args: Any, **kwargs: Any
+    ) -> PublishOutcome:
+        """Publish in a thread; then serve and announce the new version from here at once."""
+        try:
+            outcome = await run_in_threadpool(operation, *args, **kwargs)
+        except Exception:
+            self.metrics.publishes["refused"] += 1
+            raise
+        if outcome.document is None:
+            self.metrics.publishes["dry_run"] += 1
+            return outcome
+        self.metrics.publishes["forced" if outcome.forced else "published"] += 1
+        self._serve(outcome)
+        return outcome
+
+    def _serve(self, outcome: PublishOutcome) -> None:
+        """Serve and push a new version from this process now (other replicas: NOTIFY, poll)."""
+        assert outcome.document is not None
+        if outcome.keyring is not None:  # servable before the pin set that names it
+            self.store.put_keyring(*outcome.keyring)
+        served = served_document(outcome.document, outcome.refresh_seconds)
+        if self.store.put_pinset(outcome.channel, served):
+            self.broker.announce(outcome.channel, outcome.document.version)
+
+    async def rotate_online_keys(self, actor: str, reason: str | None) -> dict[str, Any]:
+        """Keyring N+1 with new online keys, then every published pin set signed again with them.
+
+        Clients walk their keyring to N+1 (it is signed by the root keys they trust) and accept
+        the re-signed pin sets; the rules they enforce do not change.
+        """
+        signer = self.signer
+        if signer is None:
+            raise ConflictError("this server has no signing key unlocked; it cannot rotate keys")
+
+        def rotate() -> tuple[int, bytes, list[PublishOutcome]]:
+            keyring = signer.rotate_online()
+            with self.sessions.begin() as session:
+                sync_keyrings(session, self.config.key_dir)
+                record(
+                    session, actor, "keys.rotate-online", f"keyring:{keyring.version}", {}, reason
+                )
+                self.announce(session, "", 0)  # other replicas load the new keyring
+                body = session.get_one(KeyringRecord, keyring.version).body
+                names = [channel.name for channel in list_channels(session)]
+            why = reason or f"online keys rotated: keyring v{keyring.version}"
+            resigned = [self.publisher.resign(name, actor, reason=why) for name in names]
+            return keyring.version, body, [outcome for outcome in resigned if outcome]
+
+        version, body, outcomes = await run_in_threadpool(rotate)
+        self.store.put_keyring(version, body)
+        for outcome in outcomes:
+            self._serve(outcome)
+        return {
+            "keyring_version": version,
+            "resigned": {o.channel: o.document.version for o in outcomes if o.document},
+        }
+
+
+def create_app(config: ServerConfig) -> PinServerApp:
+    """The server's ASGI app. Startup migrates, loads the published documents, starts the sync."""
+    services = Services(config)
+    public = PublicEndpoints(
+        services.store,
+        services.broker,
+        services.metrics,
+        services.save_report,
+        services.limiter,
+        heartbeat_seconds=config.heartbeat_seconds,
+        database_state=lambda: services.database_up,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await run_in_threadpool(services.prepare_database)
+        await services.sync.refresh()
+        task = asyncio.create_task(services.sync.run())
+        # The imported frameworks are long-lived: keep the garbage collector from walking them
+        # again and again on the hot path (the read path allocates per request).
+        gc.freeze()
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            services.engine.dispose()
+
+    return PinServerApp(
+        services,
+        routes=[*public.routes(), Mount("/v1/admin", app=build_admin_api(services))],
+        lifespan=lifespan,
+    )
+
+
+class PinServerApp(Router):
+    """The ASGI app: a bare Starlette ``Router`` of plain routes.
+
+    Not a ``Starlette()`` application: its two middleware layers would run on every pin-set
+    request, and the admin API (FastAPI) brings its own error handling.
+    """
+
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services

@@ -1,0 +1,319 @@
+"""Channels, their rules and their pins: the draft that ``publish`` signs.
+
+Every change is audited in its own transaction (design brief, "Server"). Patterns are stored in the
+normal form of ``HostPattern`` and pins in the canonical ``sha256/…`` spelling, so a draft compares
+equal to what was published whatever spelling the operator typed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from pinwarden._hosts import HostPattern
+from pinwarden._pins import parse_pin
+from pinwarden.client import Mode
+from pinwarden.errors import PinwardenError
+from pinwarden.server._audit import record
+from pinwarden.server._errors import ConflictError, NotFoundError, ValidationError
+from pinwarden.server._models import Channel, Pin, Rule
+
+__all__ = [
+    "DEFAULT_REFRESH_SECONDS",
+    "DEFAULT_TTL_SECONDS",
+    "RESERVED_SEGMENTS",
+    "add_pin",
+    "add_rule",
+    "channel_view",
+    "create_channel",
+    "draft_rules",
+    "get_channel",
+    "get_rule",
+    "list_channels",
+    "normal_pin",
+    "remove_pin",
+    "remove_rule",
+    "replace_rules",
+    "rule_view",
+    "update_channel",
+    "update_rule",
+]
+
+DEFAULT_REFRESH_SECONDS = 3600
+DEFAULT_TTL_SECONDS = 14 * 24 * 3600
+_MIN_REFRESH, _MAX_TTL = 10, 366 * 24 * 3600
+# Path words of the public and admin URLs: no channel segment may be one (unambiguous URLs).
+RESERVED_SEGMENTS = frozenset(
+    {"pinset", "keyring", "events", "rules", "pins", "publish", "history", "rollback", "diff"}
+)
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _check_channel_name(name: str) -> str:
+    segments = name.split("/")
+    if len(name) > 200 or not all(_SEGMENT.match(segment) for segment in segments):
+        raise ValidationError(
+            f"channel name {name!r}: use segments of letters, digits, '.', '_', '-' joined by '/' "
+            "(e.g. com.example.app/prod), at most 200 characters"
+        )
+    reserved = RESERVED_SEGMENTS.intersection(segments)
+    if reserved:
+        raise ValidationError(f"channel name {name!r}: {sorted(reserved)} are reserved words")
+    return name
+
+
+def _check_timing(refresh_seconds: int, ttl_seconds: int) -> None:
+    if not _MIN_REFRESH <= refresh_seconds < ttl_seconds <= _MAX_TTL:
+        raise ValidationError(
+            f"need {_MIN_REFRESH} <= refresh_seconds < ttl_seconds <= {_MAX_TTL}; "
+            f"got refresh {refresh_seconds}, ttl {ttl_seconds}"
+        )
+
+
+def _check_report_uri(uri: str | None) -> str | None:
+    if uri is not None and not re.match(r"^https?://[^\s]+$", uri):
+        raise ValidationError(f"report_uri {uri!r} is not an http(s) URL")
+    return uri
+
+
+def _normal_pattern(pattern: str) -> str:
+    try:
+        return str(HostPattern.parse(pattern))
+    except PinwardenError as error:
+        raise ValidationError(str(error)) from None
+
+
+def normal_pin(pin: str) -> str:
+    try:
+        return parse_pin(pin)
+    except PinwardenError as error:
+        raise ValidationError(str(error)) from None
+
+
+def _normal_mode(mode: str) -> str:
+    try:
+        return Mode.parse(mode).value
+    except ValueError as error:
+        raise ValidationError(str(error)) from None
+
+
+def _check_probe(host: str | None, port: int) -> None:
+    if not 0 < port < 65536:
+        raise ValidationError(f"probe port {port} is not a TCP port")
+    if host is not None and not re.match(r"^[A-Za-z0-9.:_\-\[\]]{1,300}$", host):
+        raise ValidationError(f"probe host {host!r} is not a hostname or address")
+
+
+def create_channel(
+    session: Session,
+    name: str,
+    actor: str,
+    *,
+    description: str = "",
+    refresh_seconds: int = DEFAULT_REFRESH_SECONDS,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    report_uri: str | None = None,
+) -> Channel:
+    _check_channel_name(name)
+    _check_timing(refresh_seconds, ttl_seconds)
+    if session.scalar(select(Channel.id).where(Channel.name == name)) is not None:
+        raise ConflictError(f"channel {name!r} exists")
+    channel = Channel(
+        name=name,
+        description=description,
+        refresh_seconds=refresh_seconds,
+        ttl_seconds=ttl_seconds,
+        report_uri=_check_report_uri(report_uri),
+    )
+    session.add(channel)
+    record(session, actor, "channel.create", f"channel:{name}", channel_view(channel, rules=False))
+    return channel
+
+
+def get_channel(session: Session, name: str) -> Channel:
+    channel = session.scalar(
+        select(Channel)
+        .where(Channel.name == name)
+        .options(selectinload(Channel.rules).selectinload(Rule.pins))
+    )
+    if channel is None:
+        raise NotFoundError(f"no channel {name!r}")
+    return channel
+
+
+def list_channels(session: Session) -> list[Channel]:
+    return list(session.scalars(select(Channel).order_by(Channel.name)))
+
+
+def update_channel(session: Session, name: str, actor: str, changes: dict[str, Any]) -> Channel:
+    """Change ``description``, ``refresh_seconds``, ``ttl_seconds`` or ``report_uri``."""
+    channel = get_channel(session, name)
+    allowed = {"description", "refresh_seconds", "ttl_seconds", "report_uri"}
+    if set(changes) - allowed:
+        raise ValidationError(f"unknown channel fields {sorted(set(changes) - allowed)}")
+    _check_timing(
+        changes.get("refresh_seconds", channel.refresh_seconds),
+        changes.get("ttl_seconds", channel.ttl_seconds),
+    )
+    _check_report_uri(changes.get("report_uri"))
+    before = channel_view(channel, rules=False)
+    for key, value in changes.items():
+        setattr(channel, key, value)
+    record(
+        session, actor, "channel.update", f"channel:{name}", {"before": before, "changes": changes}
+    )
+    return channel
+
+
+def get_rule(channel: Channel, pattern: str) -> Rule:
+    normal = _normal_pattern(pattern)
+    for rule in channel.rules:
+        if rule.pattern == normal:
+            return rule
+    raise NotFoundError(f"channel {channel.name!r} has no rule for {normal!r}")
+
+
+def add_rule(
+    session: Session,
+    channel_name: str,
+    pattern: str,
+    actor: str,
+    *,
+    mode: str = "enforce",
+    probe_host: str | None = None,
+    probe_port: int = 443,
+) -> Rule:
+    channel = get_channel(session, channel_name)
+    normal = _normal_pattern(pattern)
+    if any(rule.pattern == normal for rule in channel.rules):
+        raise ConflictError(f"channel {channel_name!r} already has a rule for {normal!r}")
+    _check_probe(probe_host, probe_port)
+    rule = Rule(
+        pattern=normal, mode=_normal_mode(mode), probe_host=probe_host, probe_port=probe_port
+    )
+    channel.rules.append(rule)
+    record(session, actor, "rule.add", f"channel:{channel_name}/rule:{normal}", rule_view(rule))
+    return rule
+
+
+def update_rule(
+    session: Session, channel_name: str, pattern: str, actor: str, changes: dict[str, Any]
+) -> Rule:
+    """Change ``mode``, ``probe_host`` or ``probe_port``."""
+    rule = get_rule(get_channel(session, channel_name), pattern)
+    allowed = {"mode", "probe_host", "probe_port"}
+    if set(changes) - allowed:
+        raise ValidationError(f"unknown rule fields {sorted(set(changes) - allowed)}")
+    if "mode" in changes:
+        changes = {**changes, "mode": _normal_mode(changes["mode"])}
+    _check_probe(
+        changes.get("probe_host", rule.probe_host), changes.get("probe_port", rule.probe_port)
+    )
+    before = rule_view(rule)
+    for key, value in changes.items():
+        setattr(rule, key, value)
+    record(
+        session,
+        actor,
+        "rule.update",
+        f"channel:{channel_name}/rule:{rule.pattern}",
+        {"before": before, "changes": changes},
+    )
+    return rule
+
+
+def remove_rule(session: Session, channel_name: str, pattern: str, actor: str) -> None:
+    channel = get_channel(session, channel_name)
+    rule = get_rule(channel, pattern)
+    record(
+        session,
+        actor,
+        "rule.remove",
+        f"channel:{channel_name}/rule:{rule.pattern}",
+        rule_view(rule),
+    )
+    channel.rules.remove(rule)
+
+
+def add_pin(
+    session: Session, channel_name: str, pattern: str, pin: str, actor: str, *, label: str = ""
+) -> Pin:
+    rule = get_rule(get_channel(session, channel_name), pattern)
+    canonical = normal_pin(pin)
+    if any(existing.pin == canonical for existing in rule.pins):
+        raise ConflictError(f"rule {rule.pattern!r} already has pin {canonical}")
+    entry = Pin(pin=canonical, label=label)
+    rule.pins.append(entry)
+    record(
+        session,
+        actor,
+        "pin.add",
+        f"channel:{channel_name}/rule:{rule.pattern}",
+        {"pin": canonical, "label": label},
+    )
+    return entry
+
+
+def remove_pin(session: Session, channel_name: str, pattern: str, pin: str, actor: str) -> None:
+    rule = get_rule(get_channel(session, channel_name), pattern)
+    canonical = normal_pin(pin)
+    for entry in rule.pins:
+        if entry.pin == canonical:
+            rule.pins.remove(entry)
+            record(
+                session,
+                actor,
+                "pin.remove",
+                f"channel:{channel_name}/rule:{rule.pattern}",
+                {"pin": canonical, "label": entry.label},
+            )
+            return
+    raise NotFoundError(f"rule {rule.pattern!r} has no pin {canonical}")
+
+
+def rule_view(rule: Rule) -> dict[str, Any]:
+    """A rule as JSON: also the snapshot stored with each published version (for rollback)."""
+    return {
+        "pattern": rule.pattern,
+        "mode": rule.mode,
+        "pins": [{"pin": pin.pin, "label": pin.label} for pin in rule.pins],
+        "probe_host": rule.probe_host,
+        "probe_port": rule.probe_port,
+    }
+
+
+def channel_view(channel: Channel, *, rules: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "name": channel.name,
+        "description": channel.description,
+        "refresh_seconds": channel.refresh_seconds,
+        "ttl_seconds": channel.ttl_seconds,
+        "report_uri": channel.report_uri,
+    }
+    if rules:
+        view["rules"] = [rule_view(rule) for rule in channel.rules]
+    return view
+
+
+def draft_rules(channel: Channel) -> list[dict[str, Any]]:
+    """The channel's current rules as snapshots, sorted by pattern."""
+    return sorted((rule_view(rule) for rule in channel.rules), key=lambda view: view["pattern"])
+
+
+def replace_rules(session: Session, channel: Channel, snapshots: list[dict[str, Any]]) -> None:
+    """Make the channel's rules equal to ``snapshots`` (a rollback restores a published version)."""
+    channel.rules.clear()
+    session.flush()  # delete the old rows before inserting rows with the same patterns
+    for view in snapshots:
+        channel.rules.append(
+            Rule(
+                pattern=view["pattern"],
+                mode=view["mode"],
+                probe_host=view.get("probe_host"),
+                probe_port=view.get("probe_port", 443),
+                pins=[Pin(pin=pin["pin"], label=pin["label"]) for pin in view["pins"]],
+            )
+        )

@@ -1,0 +1,127 @@
+"""The chain a pinned host serves now: the monitor's latest observation, or a fresh connection.
+
+Safe publishing compares rules with this chain (design brief, "Safe rotation"). The chain is the
+*verified* one, after normal CA and hostname validation (client rule 1), so the comparison sees
+what clients will see.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pinwarden._hosts import HostPattern, PatternKind, normalize_host
+from pinwarden._pins import spki_pin_of_der
+from pinwarden.client._chain import verified_chain_der
+from pinwarden.errors import PinwardenError
+from pinwarden.server._audit import record
+from pinwarden.server._errors import NotFoundError, ValidationError
+from pinwarden.server._models import Observation, utc_now
+
+__all__ = [
+    "LiveChain",
+    "ProbeTarget",
+    "connect_and_read_pins",
+    "latest_observation",
+    "list_observations",
+    "probe_target",
+    "record_observation",
+]
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """Where to look at a rule's live chain: the TLS name, the address to dial, and the port."""
+
+    server_name: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class LiveChain:
+    """The pins of a verified chain, leaf first, and where they came from."""
+
+    target: ProbeTarget
+    pins: tuple[str, ...]
+    seen_at: datetime
+    source: str  # "observation" or "connection"
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "host": self.target.server_name,
+            "port": self.target.port,
+            "pins": list(self.pins),
+            "seen_at": self.seen_at.isoformat(),
+            "source": self.source,
+        }
+
+
+def probe_target(pattern: str, probe_host: str | None, probe_port: int) -> ProbeTarget:
+    """An exact pattern is verified under its own name, dialled at ``probe_host`` if given.
+
+    A wildcard pattern names no single host: ``probe_host`` must be a hostname under it, which is
+    both dialled and verified.
+    """
+    parsed = HostPattern.parse(pattern)
+    if parsed.kind is PatternKind.EXACT:
+        return ProbeTarget(parsed.base, probe_host or parsed.base, probe_port)
+    if probe_host is None:
+        raise NotFoundError(
+            f"rule {pattern!r} is a wildcard: set a probe host under it to check its live chain"
+        )
+    try:
+        name = normalize_host(probe_host)
+    except PinwardenError as error:
+        raise ValidationError(str(error)) from None
+    if not parsed.matches(name):
+        raise ValidationError(f"probe host {probe_host!r} is not under the pattern {pattern!r}")
+    return ProbeTarget(name, name, probe_port)
+
+
+def connect_and_read_pins(
+    target: ProbeTarget, *, cafile: str | None = None, timeout: float = 5.0
+) -> tuple[str, ...]:
+    """Connect with normal CA and hostname validation; the pins of the verified chain, leaf first.
+
+    Raises ``OSError`` (``ssl.SSLError`` included) when the host cannot be reached or validated.
+    """
+    context = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection((target.address, target.port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=target.server_name) as tls:
+            return tuple(spki_pin_of_der(der) for der in verified_chain_der(tls))
+
+
+def latest_observation(
+    session: Session, target: ProbeTarget, max_age: timedelta
+) -> LiveChain | None:
+    """The newest observation of the target's host and port, if younger than ``max_age``."""
+    row = session.scalar(
+        select(Observation)
+        .where(Observation.host == target.server_name, Observation.port == target.port)
+        .order_by(Observation.seen_at.desc(), Observation.id.desc())
+        .limit(1)
+    )
+    if row is None or utc_now() - row.seen_at > max_age:
+        return None
+    return LiveChain(target, tuple(row.chain_pins), row.seen_at, "observation")
+
+
+def record_observation(
+    session: Session, host: str, port: int, pins: list[str], source: str, actor: str
+) -> Observation:
+    row = Observation(host=normalize_host(host), port=port, chain_pins=pins, source=source)
+    session.add(row)
+    session.flush()
+    record(session, actor, "observation.record", f"host:{row.host}:{port}", {"pins": pins})
+    return row
+
+
+def list_observations(session: Session, *, limit: int = 100) -> list[Observation]:
+    return list(session.scalars(select(Observation).order_by(Observation.id.desc()).limit(limit)))

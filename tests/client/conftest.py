@@ -1,0 +1,36 @@
+"""Fixtures of the client tests: the PKIs, the recording HTTPS servers and the CONNECT proxy.
+
+The servers live for the whole session (starting them is most of the cost); each test starts with
+empty records. Nothing here imports server code: the client must stand on its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _tls_harness import PKI, Servers, make_pki, running
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def _running_servers(pki: PKI) -> Iterator[Servers]:
+    servers = Servers(pki)
+    with running(*servers.all, servers.proxy):
+        yield servers
+
+
+@pytest.fixture
+def servers(_running_servers: Servers) -> Servers:
+    for server in (*_running_servers.all, _running_servers.proxy):
+        server.reset()
+    return _running_servers

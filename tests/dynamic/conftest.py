@@ -1,0 +1,39 @@
+"""Fixtures of the dynamic-client tests: the clock, the app PKI and its TLS servers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from dynamic_harness import AppPKI, FakeClock, TLSServer, app_server, make_pki
+
+
+@pytest.fixture(scope="session")
+def app_pki(tmp_path_factory: pytest.TempPathFactory) -> AppPKI:
+    return make_pki(tmp_path_factory.mktemp("dynamic-pki"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def server_a(app_pki: AppPKI) -> Iterator[TLSServer]:
+    """The app host, serving leaf A."""
+    server = app_server(app_pki, app_pki.leaf_a).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_b(app_pki: AppPKI) -> Iterator[TLSServer]:
+    """The app host after a key change, serving leaf B."""
+    server = app_server(app_pki, app_pki.leaf_b).start()
+    yield server
+    server.stop()

@@ -1,0 +1,421 @@
+"""The server and admin commands, end to end: real ``pinwarden`` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from server_harness import (
+    PASSPHRASE,
+    PinServer,
+    SSEListener,
+    TLSHost,
+    backup_pin,
+    free_port,
+    start_serve_process,
+    stop_process,
+    wait_until,
+)
+
+from pinwarden.cli import main
+from pinwarden.document import load_keyring, verify_pinset
+
+CHANNEL = "com.example.app/prod"
+
+
+def _pinwarden(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pinwarden", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _passphrase_file(directory: Path) -> Path:
+    path = directory / "passphrase.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(PASSPHRASE)
+    return path
+
+
+@pytest.fixture
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``pinwarden`` in this process against a server: ``cli(server, *args)``."""
+
+    def run(server: PinServer | None, *args: str) -> tuple[int, str, str]:
+        if server is not None:
+            monkeypatch.setenv("PINWARDEN_URL", server.url)
+            monkeypatch.setenv("PINWARDEN_TOKEN", server.admin_token)
+        status = main(list(args))
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def served_host(
+    pin_server_factory: Callable[..., PinServer], tls_host: TLSHost
+) -> Iterator[tuple[PinServer, TLSHost]]:
+    yield pin_server_factory(ca_file=tls_host.ca_file), tls_host
+
+
+def _add_rule(cli: Callable[..., tuple[int, str, str]], server: PinServer, host: TLSHost) -> None:
+    assert cli(server, "channel", "create", CHANNEL, "--refresh", "300")[0] == 0
+    status, out, _ = cli(server, "rule", "add", CHANNEL, host.name, "--probe", host.probe)
+    assert status == 0 and host.name in out
+
+
+def test_init_serve_publish_and_push_through_the_cli(
+    tmp_path: Path, tls_host: TLSHost, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The vertical slice: init, serve, channel/rule/pins, safe publish, ETag/304, push."""
+    data = tmp_path / "data"
+    passphrase = _passphrase_file(tmp_path)
+    init = _pinwarden("init", "--data", str(data), "--passphrase-file", str(passphrase), "--json")
+    assert init.returncode == 0, init.stderr
+    token = json.loads(init.stdout)["admin_token"]
+    assert token.startswith("pwt_") and token not in (data / "pinwarden.db").read_bytes().decode(
+        "latin-1"
+    )
+    url, process = start_serve_process(
+        data, ca_file=tls_host.ca_file, log_path=tmp_path / "serve.log"
+    )
+    server = PinServer(
+        url, token, data, data / "keys" / "keyring.json", "", process, tmp_path / "serve.log"
+    )
+    try:
+        _add_rule(cli, server, tls_host)
+        backup = backup_pin()
+        assert (
+            cli(
+                server,
+                "pins",
+                "add",
+                CHANNEL,
+                tls_host.name,
+                tls_host.leaf_pin,
+                "--label",
+                "leaf key",
+            )[0]
+            == 0
+        )
+        assert (
+            cli(server, "pins", "add", CHANNEL, tls_host.name, backup, "--label", "backup key")[0]
+            == 0
+        )
+        status, out, _ = cli(server, "publish", CHANNEL, "--dry-run")
+        assert status == 0 and "safe" in out and f"+ {backup}" in out
+        listener = SSEListener(f"{url}/v1/channels/{CHANNEL}/events")
+        try:
+            status, out, err = cli(server, "publish", CHANNEL)
+            assert status == 0, err
+            assert f"published {CHANNEL} v1" in out
+            assert listener.next_event().data == '{"version": 1}'
+        finally:
+            listener.close()
+        response = httpx.get(f"{url}/v1/channels/{CHANNEL}/pinset")
+        keyring = load_keyring((data / "keys" / "keyring.json").read_bytes())
+        pinset = verify_pinset(response.content, keyring=keyring)
+        assert pinset.version == 1 and set(pinset.rules[0].pins) == {tls_host.leaf_pin, backup}
+        assert pinset.refresh_after == 300
+        assert response.headers["cache-control"] == "public, max-age=300, no-transform"
+        cached = httpx.get(
+            f"{url}/v1/channels/{CHANNEL}/pinset",
+            headers={"if-none-match": response.headers["etag"]},
+        )
+        assert cached.status_code == 304
+        status, out, _ = cli(server, "history", CHANNEL, "--json")
+        assert status == 0 and [doc["version"] for doc in json.loads(out)] == [1]
+    finally:
+        stop_process(process)
+
+
+def test_an_unsafe_publish_exits_1_and_force_needs_a_reason(
+    served_host: tuple[PinServer, TLSHost], cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    server, host = served_host
+    _add_rule(cli, server, host)
+    cli(server, "pins", "add", CHANNEL, host.name, host.leaf_pin)
+    status, out, _ = cli(server, "publish", CHANNEL, "--dry-run")
+    assert status == 1 and "UNSAFE" in out and "at least 2" in out
+    status, _, err = cli(server, "publish", CHANNEL)
+    assert status == 1 and "unsafe" in err
+    status, _, err = cli(server, "publish", CHANNEL, "--force")
+    assert status == 2 and "--reason" in err
+    status, out, _ = cli(server, "publish", CHANNEL, "--force", "--reason", "INC-7 hotfix")
+    assert status == 0 and "FORCED" in out
+    status, out, _ = cli(server, "audit", "--target", f"channel:{CHANNEL}", "--limit", "1")
+    assert status == 0 and "publish" in out and "INC-7 hotfix" in out
+
+
+def test_rollback_through_the_cli(
+    served_host: tuple[PinServer, TLSHost], cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    server, host = served_host
+    _add_rule(cli, server, host)
+    first, second = backup_pin(), backup_pin()
+    for pin in (host.leaf_pin, first):
+        cli(server, "pins", "add", CHANNEL, host.name, pin)
+    assert cli(server, "publish", CHANNEL)[0] == 0
+    cli(server, "pins", "remove", CHANNEL, host.name, first)
+    cli(server, "pins", "add", CHANNEL, host.name, second)
+    assert cli(server, "publish", CHANNEL)[0] == 0
+    status, out, _ = cli(server, "rollback", CHANNEL, "--to", "1", "--json")
+    outcome = json.loads(out)
+    assert status == 0 and outcome["version"] == 3 and outcome["republished_from"] == 1
+    status, out, _ = cli(server, "history", CHANNEL)
+    assert out.splitlines()[0].startswith("v3") and "rollback to v1" in out
+    status, out, _ = cli(server, "channel", "show", CHANNEL, "--json")
+    assert [pin["pin"] for pin in json.loads(out)["rules"][0]["pins"]] == [host.leaf_pin, first]
+
+
+def test_tokens_through_the_cli(
+    pin_server: PinServer,
+    cli: Callable[..., tuple[int, str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    status, out, _ = cli(pin_server, "token", "create", "ci", "--scope", "read", "--json")
+    created = json.loads(out)
+    assert status == 0 and created["scopes"] == ["read"]
+    status, out, _ = cli(pin_server, "token", "list")
+    assert created["token_id"] in out and created["token"] not in out
+    monkeypatch.setenv("PINWARDEN_TOKEN", created["token"])
+    assert main(["channel", "list"]) == 0
+    assert main(["channel", "create", "x"]) == 2  # 403: a read token cannot write
+    assert cli(pin_server, "token", "revoke", created["token_id"], "--reason", "leaked")[0] == 0
+    monkeypatch.setenv("PINWARDEN_TOKEN", created["token"])
+    status = main(["channel", "list"])
+    assert status == 2
+
+
+def test_cli_connection_errors(
+    cli: Callable[..., tuple[int, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PINWARDEN_URL", raising=False)
+    monkeypatch.delenv("PINWARDEN_TOKEN", raising=False)
+    status, _, err = cli(None, "channel", "list")
+    assert status == 2 and "PINWARDEN_URL" in err
+    status, _, err = cli(None, "channel", "list", "--server", "http://127.0.0.1:1")
+    assert status == 2 and "PINWARDEN_TOKEN" in err
+    port = free_port()
+    status, _, err = cli(
+        None, "channel", "list", "--server", f"http://127.0.0.1:{port}", "--token", "t"
+    )
+    assert status == 3 and "cannot reach" in err
+    assert "Traceback" not in err
+
+
+def test_export_static_writes_the_served_bytes(
+    served_host: tuple[PinServer, TLSHost], cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    server, host = served_host
+    _add_rule(cli, server, host)
+    for pin in (host.leaf_pin, backup_pin()):
+        cli(server, "pins", "add", CHANNEL, host.name, pin)
+    assert cli(server, "publish", CHANNEL)[0] == 0
+    out_dir = tmp_path / "static"
+    status, _, _ = cli(None, "export-static", str(out_dir), "--data", str(server.data_dir))
+    assert status == 0
+    served = httpx.get(f"{server.url}/v1/channels/{CHANNEL}/pinset").content
+    assert (out_dir / "v1" / "channels" / CHANNEL / "pinset").read_bytes() == served
+    keyring = httpx.get(f"{server.url}/v1/channels/{CHANNEL}/keyring/1").content
+    assert (out_dir / "v1" / "channels" / CHANNEL / "keyring" / "1").read_bytes() == keyring
+
+
+def test_server_commands_refuse_bad_setups(
+    tmp_path: Path, pin_server: PinServer, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    passphrase = _passphrase_file(tmp_path)
+    status, _, err = cli(
+        None, "serve", "--data", str(tmp_path / "none"), "--passphrase-file", str(passphrase)
+    )
+    assert status == 2 and "pinwarden init" in err
+    status, _, err = cli(
+        None, "init", "--data", str(pin_server.data_dir), "--passphrase-file", str(passphrase)
+    )
+    assert status == 2 and "already initialized" in err
+    wrong = tmp_path / "wrong.txt"
+    fd = os.open(wrong, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"not the passphrase")
+    os.close(fd)
+    status, _, err = cli(
+        None,
+        "serve",
+        "--data",
+        str(pin_server.data_dir),
+        "--passphrase-file",
+        str(wrong),
+        "--port",
+        str(free_port()),
+    )
+    assert status == 2 and "cannot unlock the signing key" in err
+    status, out, _ = cli(None, "recover-token", "--data", str(pin_server.data_dir), "--json")
+    token = json.loads(out)["token"]
+    with httpx.Client(
+        base_url=pin_server.url, headers={"authorization": f"Bearer {token}"}
+    ) as client:
+        assert client.get("/v1/admin/tokens").status_code == 200
+
+
+_BLOCK_SERVER_PACKAGES = """
+import sys
+for name in ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "granian", "psycopg"):
+    sys.modules[name] = None  # as if not installed: importing raises ImportError
+from pinwarden.cli import main
+loaded = [n for n in ("sqlalchemy", "fastapi", "uvicorn") if sys.modules.get(n) is not None]
+assert not loaded, loaded
+status = main(sys.argv[1:])
+sys.exit(status)
+"""
+
+
+def test_the_client_install_runs_without_the_server_packages(tmp_path: Path, trust_ca) -> None:  # type: ignore[no-untyped-def]
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _BLOCK_SERVER_PACKAGES, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    pinned = run("pin", trust_ca[1])
+    assert pinned.returncode == 0 and pinned.stdout.startswith("sha256/"), pinned.stderr
+    serve = run("serve", "--data", str(tmp_path), "--no-signing")
+    assert serve.returncode == 2 and "install pinwarden[server]" in serve.stderr
+    assert "Traceback" not in serve.stderr
+    listing = run("channel", "list", "--server", f"http://127.0.0.1:{free_port()}", "--token", "t")
+    assert listing.returncode == 3  # the admin commands need no server packages
+
+
+def test_quickstart_prints_a_client_snippet_that_works(tmp_path: Path) -> None:
+    """What `make run` runs: init with a development passphrase, a demo channel, serve."""
+    port = free_port()
+    log = tmp_path / "quickstart.log"
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pinwarden",
+                "quickstart",
+                "--data",
+                str(tmp_path / "data"),
+                "--port",
+                str(port),
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: "pinwarden serve:" in log.read_text() or process.poll() is not None,
+            60,
+            "quickstart",
+        )
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 30, "the server")
+        output = log.read_text()
+        assert (tmp_path / "data" / "passphrase").stat().st_mode & 0o777 == 0o600
+        assert f"http://127.0.0.1:{port}/v1/channels/demo/pinset" in output
+        token = re.search(r"pwt_[A-Za-z0-9_-]+", output)
+        assert token is not None
+        snippet = textwrap.dedent(
+            output.split("the keyring your app ships):")[1]
+            .split("\n\n", 1)[1]
+            .split("\nadmin CLI")[0]
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("1 [('api.example.com', 'disabled', ())]")
+    finally:
+        stop_process(process)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_serve_over_https_under_each_server(
+    server: str,
+    pin_server_factory: Callable[..., PinServer],
+    trust_ca,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    ca, ca_file = trust_ca
+    trusted = ssl.create_default_context(cafile=ca_file)
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    pins = pin_server_factory(
+        extra_args=["--server", server, "--tls-cert", str(cert), "--tls-key", str(key)],
+        verify=trusted,
+    )
+    assert pins.url.startswith("https://")
+    status, _, err = cli(pins, "channel", "create", CHANNEL, "--ca-file", ca_file)
+    assert status == 0, err
+    cli(
+        pins,
+        "rule",
+        "add",
+        CHANNEL,
+        "legacy.example.test",
+        "--mode",
+        "disabled",
+        "--ca-file",
+        ca_file,
+    )
+    assert cli(pins, "channel", "list")[0] == 3  # without the CA, the server's certificate fails
+    listener = SSEListener(f"{pins.url}/v1/channels/{CHANNEL}/events", verify=trusted)
+    try:
+        assert cli(pins, "publish", CHANNEL, "--ca-file", ca_file)[0] == 0
+        assert listener.next_event().id == "1"
+    finally:
+        listener.close()
+    first = httpx.get(f"{pins.url}/v1/channels/{CHANNEL}/pinset", verify=trusted)
+    again = httpx.get(
+        f"{pins.url}/v1/channels/{CHANNEL}/pinset",
+        headers={"if-none-match": first.headers["etag"]},
+        verify=trusted,
+    )
+    assert (first.status_code, again.status_code) == (200, 304)
+    keyring = load_keyring(pins.keyring_path.read_bytes())
+    assert verify_pinset(first.content, keyring=keyring).version == 1
+
+
+def test_rotate_online_keys_through_the_cli(
+    pin_server: PinServer, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    cli(pin_server, "channel", "create", CHANNEL)
+    cli(pin_server, "rule", "add", CHANNEL, "legacy.example.test", "--mode", "disabled")
+    assert cli(pin_server, "publish", CHANNEL)[0] == 0
+    status, out, _ = cli(pin_server, "rotate-online-keys", "--reason", "drill")
+    assert status == 0 and out.splitlines() == ["keyring v2", f"  re-signed {CHANNEL} as v2"]
+    keyring = load_keyring(pin_server.keyring_path.read_bytes())  # the directory's, now v2
+    raw = httpx.get(f"{pin_server.channel_url(CHANNEL)}/pinset").content
+    assert verify_pinset(raw, keyring=keyring).keyring_version == 2

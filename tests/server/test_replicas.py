@@ -1,0 +1,115 @@
+"""Replicas on one PostgreSQL: push across processes by LISTEN/NOTIFY, and serving while the
+database is down. Real ``pinwarden serve`` processes on 127.0.0.1; the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from server_harness import PinServer, SSEListener, TCPProxy, wait_until
+from sqlalchemy.engine import make_url
+
+from pinwarden.cli import main
+
+pytestmark = pytest.mark.postgres
+
+CHANNEL = "com.example.app/prod"
+
+
+def _disabled_channel(server: PinServer) -> None:
+    with httpx.Client(
+        base_url=server.url, headers={"authorization": f"Bearer {server.admin_token}"}
+    ) as c:
+        assert c.post("/v1/admin/channels", json={"name": CHANNEL}).status_code == 201
+        rule = {"pattern": "legacy.example.test", "mode": "disabled"}
+        assert c.post(f"/v1/admin/channels/{CHANNEL}/rules", json=rule).status_code == 201
+
+
+def _cli_publish(server: PinServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINWARDEN_URL", server.url)
+    monkeypatch.setenv("PINWARDEN_TOKEN", server.admin_token)
+    assert main(["publish", CHANNEL]) == 0
+
+
+@pytest.fixture
+def replicas(
+    pin_server_factory: Callable[..., PinServer], postgres_url: str
+) -> Iterator[tuple[PinServer, PinServer]]:
+    first = pin_server_factory(database_url=postgres_url)
+    second = pin_server_factory(
+        database_url=postgres_url, data_dir=first.data_dir, admin_token=first.admin_token
+    )
+    yield first, second
+
+
+def test_a_publish_through_one_replica_reaches_the_event_streams_of_the_other(
+    replicas: tuple[PinServer, PinServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = replicas
+    _disabled_channel(first)
+    wait_until(  # the channel's creation is announced too
+        lambda: _serves_keyring(second), 10, "the second replica to learn of the channel"
+    )
+    listener = SSEListener(f"{second.url}/v1/channels/{CHANNEL}/events")
+    try:
+        for version in (1, 2):
+            started = time.monotonic()
+            _cli_publish(first, monkeypatch)
+            event = listener.next_event(timeout=10)
+            latency = time.monotonic() - started
+            assert (event.event, event.data) == ("pinset", f'{{"version": {version}}}')
+            print(f"publish via replica A -> SSE event at replica B: {latency * 1000:.0f} ms")
+    finally:
+        listener.close()
+    served = [httpx.get(f"{s.url}/v1/channels/{CHANNEL}/pinset").content for s in replicas]
+    assert served[0] == served[1]
+
+
+def _serves_keyring(server: PinServer) -> bool:
+    return httpx.get(f"{server.url}/v1/channels/{CHANNEL}/keyring/1").status_code == 200
+
+
+def test_the_read_path_serves_while_the_database_is_down(
+    pin_server_factory: Callable[..., PinServer],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = make_url(postgres_url)
+    proxy = TCPProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        server = pin_server_factory(database_url=proxy.url_for(postgres_url))
+        _disabled_channel(server)
+        _cli_publish(server, monkeypatch)
+        pinset_url = f"{server.url}/v1/channels/{CHANNEL}/pinset"
+        before = httpx.get(pinset_url)
+        proxy.cut()
+        wait_until(
+            lambda: httpx.get(f"{server.url}/healthz").json()["database"] == "unreachable",
+            20,
+            "the server to notice the database is gone",
+        )
+        during = httpx.get(pinset_url)
+        assert during.status_code == 200 and during.content == before.content
+        assert (
+            httpx.get(pinset_url, headers={"if-none-match": before.headers["etag"]}).status_code
+            == 304
+        )
+        assert httpx.get(f"{server.url}/v1/channels/{CHANNEL}/keyring/1").status_code == 200
+        with httpx.Client(
+            base_url=server.url,
+            headers={"authorization": f"Bearer {server.admin_token}"},
+            timeout=30,
+        ) as c:
+            assert c.get("/v1/admin/channels").status_code == 503
+        proxy.restore()
+        wait_until(
+            lambda: httpx.get(f"{server.url}/healthz").json()["database"] == "ok",
+            30,
+            "the server to reconnect",
+        )
+        _cli_publish(server, monkeypatch)
+        assert httpx.get(pinset_url).headers["x-pinwarden-version"] == "2"
+    finally:
+        proxy.cut()
