@@ -338,7 +338,7 @@ def test_quickstart_prints_a_client_snippet_that_works(tmp_path: Path) -> None:
         token = re.search(r"pwt_[A-Za-z0-9_-]+", output)
         assert token is not None
         snippet = textwrap.dedent(
-            output.split("the keyring your app ships):")[1]
+            output.split("verified against the keyring your app ships):")[1]
             .split("\n\n", 1)[1]
             .split("\nadmin CLI")[0]
         )
@@ -346,7 +346,8 @@ def test_quickstart_prints_a_client_snippet_that_works(tmp_path: Path) -> None:
             [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=False
         )
         assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.startswith("1 [('api.example.com', 'disabled', ())]")
+        assert "fetched: pin set v1 in force" in ran.stdout
+        assert "pin set in force: 1" in ran.stdout
     finally:
         stop_process(process)
 

@@ -304,15 +304,19 @@ def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
     print(f"server:  {base}   (admin API docs: {base}/v1/admin/docs)")
     print(f"channel: {channel_url}")
     print(f"events:  {base}/v1/channels/{_DEMO_CHANNEL}/events")
-    print("client snippet (verifies the signed pin set against the keyring your app ships):")
+    print("client snippet (dynamic pins: fetched, verified against the keyring your app ships):")
     print(f"""
-    import urllib.request
-    from pinwarden.document import load_keyring, verify_pinset
+    from pinwarden.client import DynamicPins, StaticPins, pinned_requests_session
 
-    keyring = load_keyring(open("{(data.key_dir / "keyring.json").resolve()}", "rb").read())
-    raw = urllib.request.urlopen("{channel_url}").read()
-    pinset = verify_pinset(raw, keyring=keyring)
-    print(pinset.version, [(r.pattern, r.mode, r.pins) for r in pinset.rules])
+    pins = DynamicPins(
+        "{base}/v1/channels/{_DEMO_CHANNEL}",
+        keyring=open("{(data.key_dir / "keyring.json").resolve()}", "rb").read(),
+        bootstrap=StaticPins({{}}),  # the pins your app is built with
+        wait_for_first_fetch=True,
+        on_event=print,
+    )
+    print("pin set in force:", pins.version)
+    session = pinned_requests_session(pins)  # every HTTPS request now pinned
 
 admin CLI: export PINWARDEN_URL={base} PINWARDEN_TOKEN=<the admin token>; pinwarden channel list
 """)
