@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 import ssl
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +35,7 @@ from pinwarden.client import (
     PinnedSSLSocket,
     PinRule,
     PinValidationError,
+    PinViolation,
     StaticPins,
     _enforce,
     pinned_aiohttp_connector,
@@ -44,22 +44,13 @@ from pinwarden.client import (
     pinned_pool_manager,
     pinned_requests_session,
 )
+from pinwarden.client._chain import served_chain_der
 
 pytestmark = pytest.mark.network
 
 
 def _pins(pki: PKI, *pins: str) -> StaticPins:
     return StaticPins({"localhost": [*pins, pki.backup_pin]})
-
-
-def _served_chain_der(tls: ssl.SSLSocket) -> list[bytes]:
-    """The certificates the server sent (not the verified chain)."""
-    if sys.version_info >= (3, 13):
-        return list(tls.get_unverified_chain())
-    return [
-        certificate.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-        for certificate in tls._sslobj.get_unverified_chain()  # type: ignore[union-attr]
-    ]
 
 
 # --- Rule 1: the verified chain, never the one the server sent (OkHttp CVE-2016-2402) ------------
@@ -84,11 +75,29 @@ def test_the_appended_server_really_sends_the_pinned_intermediate(
     """The attack of the test above is real: the pinned key is in the chain the server sends."""
     context = ssl.create_default_context(cafile=pki.ca_bundle)
     with context.wrap_socket(tcp_to(servers.appended.port), server_hostname="localhost") as tls:
-        served = _served_chain_der(tls)
+        served = served_chain_der(tls)
     assert len(served) == 2
     assert ssl.DER_cert_to_PEM_cert(served[1]).strip() == (
         pki.intermediate.cert_pem.bytes().decode().strip()
     )
+
+
+def test_a_violation_reports_the_served_chain_apart_from_the_verified_one(
+    pki: PKI, servers: Servers
+) -> None:
+    """RFC 7469 §3 reports both chains: the appended intermediate shows only in the served one."""
+    violations: list[PinViolation] = []
+    pins = StaticPins(
+        {"localhost": [pki.intermediate_pin, pki.backup_pin]}, on_violation=violations.append
+    )
+    context = pinned_context(pins, cafile=pki.ca_bundle)
+    with pytest.raises(PinValidationError):
+        context.wrap_socket(tcp_to(servers.appended.port), server_hostname="localhost")
+    (violation,) = violations
+    intermediate = pki.intermediate.cert_pem.bytes().decode().strip()
+    assert [pem.strip() for pem in violation.served_chain_pem][1] == intermediate
+    assert intermediate not in [pem.strip() for pem in violation.validated_chain_pem]
+    assert violation.verified_pins == (pki.rogue_leaf_pin, pki.rogue_root_pin)
 
 
 # --- Rule 2: pinning is in addition to CA and hostname validation --------------------------------

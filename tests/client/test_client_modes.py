@@ -39,7 +39,7 @@ def test_report_only_rule_lets_the_connection_through_and_reports(
     assert violation.enforced is False
     assert violation.rule.mode is Mode.REPORT_ONLY
     assert violation.rule.pins == (pki.intermediate_pin, pki.backup_pin)
-    assert violation.served_chain == (pki.rogue_leaf_pin, pki.rogue_root_pin)
+    assert violation.verified_pins == (pki.rogue_leaf_pin, pki.rogue_root_pin)
     assert [pem.strip() for pem in violation.validated_chain_pem] == [
         _pem(pki.rogue_leaf.cert_chain_pems[0].bytes()),
         _pem(pki.rogue_root.cert_pem.bytes()),
@@ -74,7 +74,7 @@ def test_enforced_rule_reports_and_refuses(pki: PKI, servers: Servers) -> None:
     context = pinned_context(pins, cafile=pki.ca_bundle)
     with pytest.raises(PinValidationError):
         context.wrap_socket(tcp_to(servers.rogue.port), server_hostname="localhost")
-    assert [(v.enforced, v.served_chain) for v in violations] == [
+    assert [(v.enforced, v.verified_pins) for v in violations] == [
         (True, (pki.rogue_leaf_pin, pki.rogue_root_pin))
     ]
     assert_no_request_byte(servers.rogue)

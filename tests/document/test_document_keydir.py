@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from pinwarden.document import (
     verify_pinset,
     walk_keyrings,
 )
+from pinwarden.document._keydir import OnlineKeyDirectory
 
 PASSPHRASE = "keydir test passphrase"
 
@@ -133,3 +135,87 @@ def test_concurrent_rotation_loser_leaves_no_keys(directory: KeyDirectory) -> No
 def test_missing_directory() -> None:
     with pytest.raises(KeyStoreError):
         KeyDirectory("/nonexistent/pinwarden-keys").current_keyring()
+
+
+def _files(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+
+
+def test_export_online_copies_keyrings_and_online_keys_only(
+    directory: KeyDirectory, tmp_path: Path
+) -> None:
+    keyring = directory.current_keyring()
+    server = OnlineKeyDirectory(tmp_path / "server")
+    assert directory.export_online(server.path) == keyring
+    online = keyring.online_keys[0].kid
+    assert _files(server.path) == {"keyring.json", "keyrings/1.json", f"keys/{online}.pem"}
+    assert server.keyring_path.read_bytes() == directory.keyring_path.read_bytes()
+    assert stat.S_IMODE((server.path / "keys" / f"{online}.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o700
+    assert server.root_key_files() == []
+    assert len(directory.root_key_files()) == 3  # the twin: the offline directory has them
+    signed = sign_pinset(_current_pinset(), server.online_signers(PASSPHRASE))
+    assert verify_pinset(signed, keyring=keyring, now=_now())
+
+
+def test_the_online_directory_has_no_root_key_api() -> None:
+    for name in ("root_signers", "rotate_online", "rotate_root", "init"):
+        assert not hasattr(OnlineKeyDirectory, name) and hasattr(KeyDirectory, name)
+
+
+def test_export_after_an_offline_rotation_updates_the_server_copy(
+    directory: KeyDirectory, tmp_path: Path
+) -> None:
+    server = OnlineKeyDirectory(tmp_path / "server")
+    v1 = directory.export_online(server.path)
+    v2 = directory.rotate_online(PASSPHRASE)
+    assert server.current_keyring() == v1  # nothing reaches the server until the export
+    assert directory.export_online(server.path) == v2
+    assert server.current_keyring() == v2
+    assert _files(server.path) == {
+        "keyring.json",
+        "keyrings/1.json",
+        "keyrings/2.json",
+        f"keys/{v2.online_keys[0].kid}.pem",
+    }
+    assert walk_keyrings(v1, server.keyring_bytes, 2, now=_now()) == v2
+    assert directory.export_online(server.path) == v2  # again: nothing changes
+
+
+def test_export_refuses_targets_that_are_not_an_older_server_copy(
+    directory: KeyDirectory, tmp_path: Path
+) -> None:
+    with pytest.raises(KeyStoreError, match="into itself"):
+        directory.export_online(directory.path)
+    other = KeyDirectory(tmp_path / "other")
+    other.init(PASSPHRASE)
+    foreign = tmp_path / "foreign"
+    other.export_online(foreign)
+    with pytest.raises(KeyStoreError, match="another deployment"):
+        directory.export_online(foreign)
+    newer = tmp_path / "newer"
+    shutil.copytree(directory.path, tmp_path / "copy")
+    KeyDirectory(tmp_path / "copy").rotate_online(PASSPHRASE)
+    KeyDirectory(tmp_path / "copy").export_online(newer)
+    with pytest.raises(KeyStoreError, match="newer"):
+        directory.export_online(newer)
+    full = tmp_path / "full"
+    shutil.copytree(directory.path, full)
+    with pytest.raises(KeyStoreError, match="root keys"):
+        directory.export_online(full)
+    assert directory.export_online(tmp_path / "fresh").version == 1  # the accepted twin
+
+
+def test_export_refuses_a_history_that_does_not_walk(
+    directory: KeyDirectory, tmp_path: Path
+) -> None:
+    directory.rotate_online(PASSPHRASE)
+    other = KeyDirectory(tmp_path / "other")
+    other.init(PASSPHRASE)
+    other.rotate_online(PASSPHRASE)
+    # v2 swapped for another deployment's v2: not signed by this v1's roots.
+    (directory.path / "keyrings" / "2.json").write_bytes(other.keyring_bytes(2))
+    (directory.path / "keyring.json").write_bytes(other.keyring_bytes(2))
+    with pytest.raises(KeyStoreError, match="do not walk"):
+        directory.export_online(tmp_path / "server")
+    assert not (tmp_path / "server").exists()

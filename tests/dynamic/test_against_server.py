@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from pinwarden.client import (
     DynamicPins,
     EventKind,
     PinValidationError,
+    RefreshPolicy,
     StaticPins,
     pinned_context,
 )
@@ -95,6 +97,8 @@ def test_a_rotation_published_on_the_server_is_followed_by_push(
         app_id="com.example.app",
         app_version="1.0",
         on_event=waiter,
+        # A push may start a fetch at most once per min_interval: v2 follows v1 within seconds.
+        policy=RefreshPolicy(min_interval=timedelta(milliseconds=100)),
     ) as source:
         assert waiter.wait_for(EventKind.FETCHED, 1)
         assert handshake(source, old_host)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def test_a_damaged_pinset_file_is_a_cache_error(tmp_path: Path, content: bytes) 
 
 def test_the_floor_only_rises(tmp_path: Path) -> None:
     cache = PinCache(tmp_path)
-    assert cache.load_floor() == VersionFloor(0, 0)
+    assert cache.load_floor() is None  # never stored: not the same as a stored zero
     assert cache.raise_floor(VersionFloor(5, 2)) == VersionFloor(5, 2)
     assert cache.raise_floor(VersionFloor(3, 4)) == VersionFloor(5, 4)
     assert PinCache(tmp_path).load_floor() == VersionFloor(5, 4)
@@ -106,6 +107,55 @@ def test_a_damaged_floor_is_reported_and_rewritten_on_the_next_raise(
         cache.load_floor()
     cache.raise_floor(VersionFloor(2, 1))
     assert cache.load_floor() == VersionFloor(2, 1)
+
+
+def test_a_concurrent_lower_raise_never_overwrites_a_higher_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-compare-write under a lock: the raise to v4 reads v3, and stalls before its write
+    while the raise to v5 runs. Without the lock v5 lands first and v4 overwrites it."""
+    PinCache(tmp_path).raise_floor(VersionFloor(3, 1))
+    stalled, release = threading.Event(), threading.Event()
+    load_floor = PinCache.load_floor
+
+    def stall_after_reading(cache: PinCache) -> VersionFloor | None:
+        stored = load_floor(cache)
+        if threading.current_thread().name == "lower":
+            stalled.set()
+            release.wait(10)
+        return stored
+
+    monkeypatch.setattr(PinCache, "load_floor", stall_after_reading)
+    lower = threading.Thread(
+        target=PinCache(tmp_path).raise_floor, args=(VersionFloor(4, 1),), name="lower"
+    )
+    higher = threading.Thread(target=PinCache(tmp_path).raise_floor, args=(VersionFloor(5, 1),))
+    lower.start()
+    assert stalled.wait(10)
+    higher.start()
+    higher.join(0.5)  # with the lock it waits for the lower raise; without, it is done by now
+    release.set()
+    lower.join(10)
+    higher.join(10)
+    monkeypatch.undo()
+    assert PinCache(tmp_path).load_floor() == VersionFloor(5, 1)
+
+
+@pytest.mark.parametrize(
+    "etag",
+    ['"x"\r\nInjected: 1', "\u2603", '"caf\u00e9"', '"a b"', "", '"' + "a" * 300 + '"', "\x00"],
+)
+def test_an_etag_that_cannot_be_sent_back_is_dropped_on_load(tmp_path: Path, etag: str) -> None:
+    cache = PinCache(tmp_path)
+    cache.store_pinset(CachedPinset(b"doc", etag))
+    assert cache.load_pinset() == CachedPinset(b"doc", None)
+
+
+@pytest.mark.parametrize("etag", ['"v7"', 'W/"5f2a"', '"' + "a" * 254 + '"'])
+def test_a_well_formed_etag_is_kept(tmp_path: Path, etag: str) -> None:
+    cache = PinCache(tmp_path)
+    cache.store_pinset(CachedPinset(b"doc", etag))
+    assert cache.load_pinset() == CachedPinset(b"doc", etag)
 
 
 def test_keyrings_are_listed_by_version_and_other_files_ignored(tmp_path: Path) -> None:

@@ -93,6 +93,17 @@ def test_a_matching_etag_gets_304_and_no_body(
     assert not other.not_modified and other.body == DOCUMENT
 
 
+@pytest.mark.parametrize("etag", ['"x"\r\nInjected: 1', '"\u2603"'])
+def test_a_header_value_http_client_cannot_send_is_a_fetch_error(
+    transport: HttpTransport, pin_server: TLSServer, etag: str
+) -> None:
+    """http.client raises ValueError / UnicodeEncodeError here: the transport says FetchError."""
+    before = pin_server.count("/doc")
+    with pytest.raises(FetchError):
+        transport.get(pin_server.url("/doc"), etag=etag, max_bytes=1000)
+    assert pin_server.count("/doc") == before  # nothing was sent
+
+
 @pytest.mark.parametrize("path", ["/big", "/chunked-big"])
 def test_a_body_over_the_cap_is_refused(
     transport: HttpTransport, pin_server: TLSServer, path: str

@@ -5,6 +5,7 @@ and violation reports POSTed over HTTPS."""
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -105,6 +106,25 @@ def test_push_over_a_real_event_stream_refreshes_at_once(
         assert source.version == 2
         assert pin_server.count("/pinset") == fetches + 1
         assert waiter.wait_for(EventKind.PUSH_ANNOUNCED, 2)
+
+
+@pytest.mark.parametrize("etag", ['"x"\r\nInjected: 1', "\u2603"])
+def test_a_tampered_cached_etag_does_not_freeze_the_client(
+    sim: PinServerSimulator, pin_server: TLSServer, app_pki: AppPKI, bootstrap: StaticPins,
+    tmp_path: Path, etag: str,
+) -> None:
+    """http.client refuses such a header value on every request: the client would stay on the
+    cached v1 for good, and wait_for_first_fetch would raise."""
+    sim.publish({HOST: [app_pki.pin_a, app_pki.backup_pin]})
+    make(sim, pin_server, app_pki, bootstrap, background=False, cache_dir=str(tmp_path)).refresh()
+    stored = json.loads((tmp_path / "pinset.json").read_text())
+    stored["etag"] = etag
+    (tmp_path / "pinset.json").write_text(json.dumps(stored))
+    sim.publish({HOST: [app_pki.pin_b, app_pki.backup_pin]})
+    source = make(sim, pin_server, app_pki, bootstrap, background=False, cache_dir=str(tmp_path),
+                  wait_for_first_fetch=True)
+    assert source.version == 2
+    assert source.refresh().kind is EventKind.NOT_MODIFIED
 
 
 def test_reports_are_posted_over_https(

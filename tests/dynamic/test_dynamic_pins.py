@@ -68,13 +68,9 @@ def make(
 ) -> DynamicPins:
     options.setdefault("background", False)
     options.setdefault("on_event", events)
+    options.setdefault("transport", sim)
     return DynamicPins(
-        sim.url,
-        keyring=sim.shipped_keyring,
-        bootstrap=bootstrap,
-        transport=sim,
-        clock=sim.clock,
-        **options,
+        sim.url, keyring=sim.shipped_keyring, bootstrap=bootstrap, clock=sim.clock, **options
     )
 
 
@@ -319,6 +315,44 @@ def test_the_channel_is_read_from_the_url(
     assert source.refresh().version == 1
 
 
+@pytest.mark.parametrize(
+    "url", ["https://cdn.example.com/pins/prod", "https://pins.example.com/v1/channels/"]
+)
+def test_a_url_that_names_no_channel_needs_the_channel_given(
+    sim: PinServerSimulator, bootstrap: StaticPins, url: str
+) -> None:
+    """Spec §8: the channel check is a duty, never skipped because the URL did not say."""
+    options: dict[str, Any] = {
+        "keyring": sim.shipped_keyring, "bootstrap": bootstrap, "transport": sim,
+        "background": False,
+    }
+    with pytest.raises(ValueError, match="channel="):
+        DynamicPins(url, **options)
+    with pytest.raises(ValueError, match="channel="):
+        DynamicPins(url, channel="", **options)
+    assert DynamicPins(url, channel=sim.channel, **options).version is None
+
+
+@pytest.mark.parametrize(("served_channel", "accepted"), [("com.example.app/dev", False),
+                                                          (None, True)])
+def test_a_static_export_of_another_channel_cannot_switch_pinning_off(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder,
+    served_channel: str | None, accepted: bool,
+) -> None:
+    """A CDN path without ``/v1/channels/``: the channel given is checked all the same."""
+    sim.url = f"{sim.base}/pins/prod"
+    sim.serve(sim.make_pinset({HOST: {"pins": [], "mode": "disabled"}}, channel=served_channel))
+    source = make(sim, bootstrap, events, channel=sim.channel)
+    event = source.refresh()
+    if accepted:
+        assert event.kind is EventKind.FETCHED
+        assert source.rule_for(HOST).mode is Mode.DISABLED  # type: ignore[union-attr]
+    else:
+        assert event.kind is EventKind.REFUSED and isinstance(event.error, ChannelError)
+        assert pins_of(source) == (PIN_A, PIN_B)
+        assert source.rule_for(HOST).mode is Mode.ENFORCE  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("garbage", [b"", b"not json", b"{}", b'{"payload": "x"}'])
 def test_garbage_is_refused_as_a_format_error(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, garbage: bytes
@@ -521,6 +555,66 @@ def test_a_corrupted_or_edited_cache_is_recovered_from(
     assert make(sim, bootstrap, events, cache_dir=str(tmp_path)).version == 1
 
 
+def damage_floor(directory: Path, damage: str) -> None:
+    if damage == "deleted":
+        (directory / "floor.json").unlink()
+    else:
+        (directory / "floor.json").write_bytes(b"garbage")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "deleted"])
+def test_a_lost_floor_cannot_roll_the_client_back_through_the_cache(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path, damage: str
+) -> None:
+    """An older signed pin set in the cache, the floor beside it damaged or deleted: not loaded,
+    and the floor file is not rewritten lower; the next fetch restores both."""
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    sim.publish({HOST: [PIN_B, PIN_D]})
+    make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
+    write_cached_document(tmp_path, sim.documents[1])
+    damage_floor(tmp_path, damage)
+    floor_file = (tmp_path / "floor.json").read_bytes() if damage == "garbage" else None
+    restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
+    assert restarted.version is None and pins_of(restarted) == (PIN_A, PIN_B)
+    assert kinds(events)[-1] is EventKind.CACHE_RECOVERED
+    if floor_file is None:
+        assert not (tmp_path / "floor.json").exists()
+    else:
+        assert (tmp_path / "floor.json").read_bytes() == floor_file
+    assert restarted.refresh().version == 2  # the server heals the cache and the floor
+    assert json.loads((tmp_path / "floor.json").read_text())["pinset_version"] == 2
+    assert make(sim, bootstrap, events, cache_dir=str(tmp_path)).version == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "deleted"])
+def test_a_lost_floor_still_refuses_what_the_cache_proves_older(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path, damage: str
+) -> None:
+    """The floor never goes below a version the client can prove it saw: the cached v2 verifies,
+    so a replayed v1 is refused even though v2 is not put in force; v2 itself is accepted."""
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    sim.publish({HOST: [PIN_B, PIN_D]})
+    make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
+    damage_floor(tmp_path, damage)
+    sim.serve(sim.documents[1])
+    restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
+    assert restarted.version is None
+    assert isinstance(restarted.refresh().error, RollbackError)
+    sim.serve(sim.documents[2])
+    assert restarted.refresh().version == 2
+
+
+def test_a_new_cache_has_no_floor_and_loses_nothing(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
+) -> None:
+    """The twin: a floor never written beside no pin set is a new cache, not a lost floor."""
+    source = make(sim, bootstrap, events, cache_dir=str(tmp_path / "new"))
+    assert EventKind.CACHE_RECOVERED not in kinds(events)
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    assert source.refresh().version == 1
+    assert make(sim, bootstrap, events, cache_dir=str(tmp_path / "new")).version == 1
+
+
 def test_an_intact_cache_is_not_reported_as_recovered(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
 ) -> None:
@@ -602,6 +696,86 @@ def test_a_failing_event_callback_does_not_break_the_client(
     assert source.refresh().version == 1
 
 
+class RaisingTransport:
+    """The simulator, except that ``get`` raises ``error`` while it is set."""
+
+    def __init__(self, sim: PinServerSimulator) -> None:
+        self.sim = sim
+        self.error: Exception | None = None
+
+    def get(self, url: str, *, etag: str | None, max_bytes: int) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.sim.get(url, etag=etag, max_bytes=max_bytes)
+
+    def post_json(self, url: str, body: bytes) -> int:
+        return self.sim.post_json(url, body)
+
+    def open_stream(self, url: str) -> Any:
+        return self.sim.open_stream(url)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("Invalid header value"), UnicodeEncodeError("latin-1", "\u2603", 0, 1, "no"),
+     RuntimeError("a transport bug")],
+)
+def test_refresh_never_raises_whatever_the_transport_raises(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, error: Exception
+) -> None:
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    transport = RaisingTransport(sim)
+    transport.error = error
+    source = make(sim, bootstrap, events, transport=transport, wait_for_first_fetch=True)
+    assert source.version is None and kinds(events) == [EventKind.FETCH_FAILED]
+    event = source.refresh()
+    assert event.kind is EventKind.FETCH_FAILED and event.error is error
+    assert source._failures == 2  # and the loop backs off
+    transport.error = None
+    assert source.refresh().version == 1
+
+
+def test_a_verifier_that_crashes_is_an_event_not_an_escape(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise TypeError("a verifier bug")
+
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    source = make(sim, bootstrap, events)
+    monkeypatch.setattr("pinwarden.client._trust.verify_pinset", crash)
+    event = source.refresh()
+    assert event.kind is EventKind.FETCH_FAILED and isinstance(event.error, TypeError)
+    monkeypatch.undo()
+    assert source.refresh().version == 1
+
+
+def test_a_tampered_cached_etag_is_not_sent_and_the_fetch_heals_it(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
+) -> None:
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
+    stored = json.loads((tmp_path / "pinset.json").read_text())
+    good_etag = stored["etag"]
+    stored["etag"] = "x\r\nInjected: 1"
+    (tmp_path / "pinset.json").write_text(json.dumps(stored))
+    seen: list[str | None] = []
+    original_get = sim.get
+
+    def recording_get(url: str, *, etag: str | None, max_bytes: int) -> Any:
+        seen.append(etag)
+        return original_get(url, etag=etag, max_bytes=max_bytes)
+
+    sim.get = recording_get  # type: ignore[method-assign]
+    restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
+    assert restarted.version == 1  # the document still verifies; only its ETag is dropped
+    assert restarted.refresh().kind is EventKind.NOT_MODIFIED
+    assert restarted.refresh().kind is EventKind.NOT_MODIFIED
+    assert seen == [None, good_etag]
+    assert json.loads((tmp_path / "pinset.json").read_text())["etag"] == good_etag
+
+
 # -- push ------------------------------------------------------------------------------------
 
 
@@ -636,5 +810,61 @@ def test_an_announcement_of_a_version_already_held_fetches_nothing(
     source.refresh()
     source._announced(1)
     assert sim.count("/pinset") == 1
+    sim.clock.advance(minutes=1)
     source._announced(2)
     assert sim.count("/pinset") == 2
+
+
+class RecordingRefresher:
+    """Stands in for the refresh loop: records the delay of each wake."""
+
+    def __init__(self) -> None:
+        self.wakes: list[float] = []
+
+    def start(self) -> None: ...
+
+    def wake(self, delay: float = 0.0) -> None:
+        self.wakes.append(delay)
+
+    def stop(self) -> None: ...
+
+
+def test_announcements_cannot_force_back_to_back_fetches(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, clock: FakeClock
+) -> None:
+    """At most one push-started fetch per min_interval (60 s), however many versions a stream
+    announces; without a refresh loop, a too-early announcement waits for the next refresh."""
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    source = make(sim, bootstrap, events)
+    source.refresh()
+    clock.advance(seconds=10)
+    for version in range(2, 50):
+        source._announced(version)
+    assert sim.count("/pinset") == 1
+    clock.advance(seconds=50)
+    source._announced(50)
+    assert sim.count("/pinset") == 2  # the twin: min_interval later, at once
+    source._refresher = refresher = RecordingRefresher()
+    clock.advance(seconds=15)
+    source._announced(51)
+    clock.advance(seconds=60)
+    source._announced(52)
+    assert refresher.wakes == [45.0, 0.0]
+
+
+def test_announcements_respect_the_back_off_after_failures(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, clock: FakeClock
+) -> None:
+    policy = RefreshPolicy(backoff_base=timedelta(minutes=4), jitter=0)
+    source = make(sim, bootstrap, events, policy=policy)
+    source._refresher = refresher = RecordingRefresher()
+    sim.down = True
+    source.refresh()
+    source.refresh()  # two failures: the back-off is 4-8 minutes
+    backoff = source._next_delay
+    assert backoff is not None and backoff >= 240
+    clock.advance(seconds=100)
+    source._announced(1)
+    clock.advance(seconds=backoff)
+    source._announced(1)
+    assert refresher.wakes == [pytest.approx(backoff - 100), 0.0]

@@ -151,3 +151,69 @@ def test_async_refresher_waits_for_its_delay() -> None:
         return step.runs
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_wake_with_a_delay_waits_for_it_and_never_postpones() -> None:
+    step = CountingStep()
+    refresher = ThreadRefresher(step, first_delay=3600.0, name="test-refresh")
+    refresher.start()
+    try:
+        refresher.wake(3600.0)
+        assert not step.ran.wait(0.2)  # brought forward to at most an hour: not yet
+        refresher.wake(7200.0)  # later than planned: changes nothing
+        refresher.wake(0.0)
+        assert step.ran.wait(5)
+    finally:
+        refresher.stop()
+    assert step.runs == 1
+
+
+class BlockingStep(CountingStep):
+    """A step that waits for ``release`` on its first run (a fetch in progress)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self) -> float:
+        delay = super().__call__()
+        if self.runs == 1:
+            assert self.release.wait(5)
+        return delay
+
+
+def test_a_wake_during_the_step_counts_from_its_own_instant() -> None:
+    """A push that arrives while a fetch runs, asking for "in a minute", does not make the
+    loop fetch again as soon as that fetch ends."""
+    step = BlockingStep()
+    refresher = ThreadRefresher(step, first_delay=0.0, name="test-refresh")
+    refresher.start()
+    try:
+        assert step.ran.wait(5)
+        step.ran.clear()
+        refresher.wake(60.0)
+        step.release.set()
+        assert not step.ran.wait(0.2)
+        refresher.wake(0.0)
+        assert step.ran.wait(5)
+    finally:
+        refresher.stop()
+    assert step.runs == 2
+
+
+def test_async_refresher_wake_with_a_delay_waits_for_it() -> None:
+    async def scenario() -> int:
+        step = CountingStep()
+        refresher = AsyncRefresher(step, first_delay=3600.0)
+        refresher.start()
+        try:
+            refresher.wake(3600.0)
+            await asyncio.sleep(0.2)
+            assert step.runs == 0
+            threading.Thread(target=refresher.wake).start()
+            assert await asyncio.to_thread(step.ran.wait, 5)
+            return step.runs
+        finally:
+            refresher.stop()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == 1

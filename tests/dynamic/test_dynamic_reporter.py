@@ -19,8 +19,17 @@ def violation(
     host: str = "api.example.com", chain: tuple[str, ...] = ("sha256/leaf",)
 ) -> PinViolation:
     rule = PinRule.create("**.example.com", [PIN], "report-only", URI)
-    return PinViolation(host, 443, rule, chain, ("-----BEGIN CERTIFICATE-----\n",), False,
-                        "no pinned key", datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    return PinViolation(
+        hostname=host,
+        port=443,
+        rule=rule,
+        verified_pins=chain,
+        validated_chain_pem=("-----BEGIN CERTIFICATE-----\nverified\n",),
+        served_chain_pem=("-----BEGIN CERTIFICATE-----\nserved\n",),
+        enforced=False,
+        reason="no pinned key",
+        date_time=datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    )
 
 
 class BlockingTransport:
@@ -57,8 +66,8 @@ def test_the_payload_has_the_rfc_7469_fields_and_who_sent_it() -> None:
         "effective-expiration-date": "2030-02-01T00:00:00Z",
         "include-subdomains": True,
         "noted-hostname": "**.example.com",
-        "served-certificate-chain": ["-----BEGIN CERTIFICATE-----\n"],
-        "validated-certificate-chain": ["-----BEGIN CERTIFICATE-----\n"],
+        "served-certificate-chain": ["-----BEGIN CERTIFICATE-----\nserved\n"],
+        "validated-certificate-chain": ["-----BEGIN CERTIFICATE-----\nverified\n"],
         "known-pins": [f'pin-sha256="{PIN.removeprefix("sha256/")}"'],
         "enforce-pinning": False,
         "reason": "no pinned key",
@@ -71,8 +80,16 @@ def test_the_payload_has_the_rfc_7469_fields_and_who_sent_it() -> None:
 
 def test_fields_without_a_value_are_left_out_not_null() -> None:
     """A report from a bootstrap rule on an asyncio connection: no port, no expiry, no app."""
-    bare = PinViolation("api.example.com", None, violation().rule, ("sha256/leaf",), (), True,
-                        "no pinned key")
+    bare = PinViolation(
+        hostname="api.example.com",
+        port=None,
+        rule=violation().rule,
+        verified_pins=("sha256/leaf",),
+        validated_chain_pem=(),
+        served_chain_pem=(),
+        enforced=True,
+        reason="no pinned key",
+    )
     payload = report_payload(bare, expires=None, pinset_version=None, channel=None,
                              app_id=None, app_version=None)
     assert None not in payload.values()

@@ -124,7 +124,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def template_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One key directory made per run and copied into each data directory (same keys)."""
+    """One offline key directory (root and online keys) made per run; each data directory gets a
+    copy of it as its own offline directory, and the server only the online keys (same keys)."""
     path = tmp_path_factory.mktemp("template") / "keys"
     KeyDirectory(path).init(PASSPHRASE)
     return path
@@ -135,20 +136,33 @@ class InitializedData:
     data: Any  # DataDirectory
     database_url: str
     admin_token: str
+    offline_key_dir: Path  # the root keys: beside the data directory, never in it
 
     @property
     def keyring_path(self) -> Path:
         return Path(self.data.key_dir) / "keyring.json"
 
+    def rotate_online_offline(self) -> int:
+        """``pinwarden keys rotate-online`` on the offline directory, then ``export-online`` to
+        the server's key directory; the new keyring version."""
+        offline = KeyDirectory(self.offline_key_dir)
+        offline.rotate_online(PASSPHRASE)
+        return offline.export_online(self.data.key_dir).version
+
+
+def offline_key_dir_of(data_dir: Path) -> Path:
+    return data_dir.with_name(f"{data_dir.name}-offline-keys")
+
 
 def make_data_dir(path: Path, database_url: str | None, template_key_dir: Path) -> InitializedData:
+    """``pinwarden init --keys-from OFFLINE`` where OFFLINE is a copy of the template."""
     from pinwarden.server import DataDirectory, initialize
 
+    offline = offline_key_dir_of(path)
+    shutil.copytree(template_key_dir, offline)
     data = DataDirectory(path)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    shutil.copytree(template_key_dir, data.key_dir)
-    result = initialize(data, PASSPHRASE, database_url=database_url)
-    return InitializedData(data, result.database_url, result.admin_token)
+    result = initialize(data, PASSPHRASE, database_url=database_url, keys_from=offline)
+    return InitializedData(data, result.database_url, result.admin_token, offline)
 
 
 @pytest.fixture
@@ -169,10 +183,17 @@ class TLSHost:
     leaf_pin: str
     ca_pin: str
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _listener: socket.socket | None = field(default=None, repr=False)
 
     @property
     def probe(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop listening: a connection to the port is refused from now on."""
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
 
 
 def _serve_tls(listener: socket.socket, context: ssl.SSLContext, stop: threading.Event) -> None:
@@ -225,6 +246,7 @@ def tls_host_factory(trust_ca: tuple[trustme.CA, str]) -> Iterator[Callable[[str
             spki_pin(leaf_pem),
             spki_pin(ca.cert_pem.bytes()),
             stop,
+            listener,
         )
 
     yield start
@@ -346,6 +368,11 @@ class PinServer:
 
     def channel_url(self, channel: str) -> str:
         return f"{self.url}/v1/channels/{channel}"
+
+    @property
+    def offline_key_dir(self) -> Path:
+        """The offline key directory ``make_data_dir`` initialized this server from."""
+        return offline_key_dir_of(self.data_dir)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

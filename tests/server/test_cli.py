@@ -27,7 +27,8 @@ from server_harness import (
 )
 
 from pinwarden.cli import main
-from pinwarden.document import load_keyring, verify_pinset
+from pinwarden.document import load_keyring, verify_pinset, walk_keyrings
+from pinwarden.document._keydir import OnlineKeyDirectory
 
 CHANNEL = "com.example.app/prod"
 
@@ -92,6 +93,10 @@ def test_init_serve_publish_and_push_through_the_cli(
     init = _pinwarden("init", "--data", str(data), "--passphrase-file", str(passphrase), "--json")
     assert init.returncode == 0, init.stderr
     token = json.loads(init.stdout)["admin_token"]
+    # No --keys-from: development root keys, beside the server's key directory, loudly.
+    assert json.loads(init.stdout)["development_root_keys"] == str(data / "offline-root-keys")
+    assert "DEVELOPMENT ONLY" in init.stderr and "move this directory off the server" in init.stderr
+    assert OnlineKeyDirectory(data / "keys").root_key_files() == []
     assert token.startswith("pwt_") and token not in (data / "pinwarden.db").read_bytes().decode(
         "latin-1"
     )
@@ -146,6 +151,29 @@ def test_init_serve_publish_and_push_through_the_cli(
         assert status == 0 and [doc["version"] for doc in json.loads(out)] == [1]
     finally:
         stop_process(process)
+
+
+def test_init_takes_only_the_online_keys_from_an_offline_directory(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The production flow: keys made offline, then ``init --keys-from``."""
+    offline, data = tmp_path / "offline", tmp_path / "data"
+    passphrase = str(_passphrase_file(tmp_path))
+    assert cli(None, "keys", "init", "--dir", str(offline), "--passphrase-file", passphrase)[0] == 0
+    wrong = tmp_path / "wrong"
+    wrong.write_bytes(b"not the passphrase")
+    wrong.chmod(0o600)
+    init = ["init", "--data", str(data), "--keys-from", str(offline), "--json"]
+    status, _, err = cli(None, *init, "--passphrase-file", str(wrong))
+    assert status == 2 and "passphrase" in err  # the online keys must open with it
+    status, out, err = cli(None, *init, "--passphrase-file", passphrase)
+    assert status == 0, err
+    assert json.loads(out)["development_root_keys"] is None and "DEVELOPMENT" not in err
+    keyring = load_keyring((data / "keys" / "keyring.json").read_bytes())
+    assert {path.stem for path in (data / "keys" / "keys").iterdir()} == {
+        key.kid for key in keyring.online_keys
+    }
+    assert not (data / "offline-root-keys").exists()
 
 
 def test_an_unsafe_publish_exits_1_and_force_needs_a_reason(
@@ -280,6 +308,7 @@ import sys
 for name in ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "granian", "psycopg"):
     sys.modules[name] = None  # as if not installed: importing raises ImportError
 from pinwarden.cli import main
+from pinwarden.document._keydir import OnlineKeyDirectory
 loaded = [n for n in ("sqlalchemy", "fastapi", "uvicorn") if sys.modules.get(n) is not None]
 assert not loaded, loaded
 status = main(sys.argv[1:])
@@ -334,6 +363,8 @@ def test_quickstart_prints_a_client_snippet_that_works(tmp_path: Path) -> None:
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 30, "the server")
         output = log.read_text()
         assert (tmp_path / "data" / "passphrase").stat().st_mode & 0o777 == 0o600
+        assert "DEVELOPMENT ONLY" in output and "offline-root-keys" in output
+        assert OnlineKeyDirectory(tmp_path / "data" / "keys").root_key_files() == []
         assert f"http://127.0.0.1:{port}/v1/channels/demo/pinset" in output
         token = re.search(r"pwt_[A-Za-z0-9_-]+", output)
         assert token is not None
@@ -409,14 +440,26 @@ def test_serve_over_https_under_each_server(
     assert verify_pinset(first.content, keyring=keyring).version == 1
 
 
-def test_rotate_online_keys_through_the_cli(
-    pin_server: PinServer, cli: Callable[..., tuple[int, str, str]]
+def test_an_offline_rotation_is_exported_and_re_signed_through_the_cli(
+    pin_server: PinServer, cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:
     cli(pin_server, "channel", "create", CHANNEL)
     cli(pin_server, "rule", "add", CHANNEL, "legacy.example.test", "--mode", "disabled")
     assert cli(pin_server, "publish", CHANNEL)[0] == 0
-    status, out, _ = cli(pin_server, "rotate-online-keys", "--reason", "drill")
-    assert status == 0 and out.splitlines() == ["keyring v2", f"  re-signed {CHANNEL} as v2"]
-    keyring = load_keyring(pin_server.keyring_path.read_bytes())  # the directory's, now v2
-    raw = httpx.get(f"{pin_server.channel_url(CHANNEL)}/pinset").content
-    assert verify_pinset(raw, keyring=keyring).keyring_version == 2
+    offline = str(pin_server.offline_key_dir)
+    passphrase = str(_passphrase_file(tmp_path))
+    rotate = ["keys", "rotate-online", "--dir", offline, "--passphrase-file", passphrase]
+    assert cli(None, *rotate)[0] == 0
+    # The server keeps signing under v1 until the export reaches its key directory.
+    status, out, _ = cli(pin_server, "resign", "--reason", "drill")
+    assert status == 0 and out.splitlines()[0] == "keyring v1"
+    export = ["keys", "export-online", "--dir", offline, "--to", str(pin_server.data_dir / "keys")]
+    status, out, _ = cli(None, *export)
+    assert status == 0 and json.loads(out)["version"] == 2
+    status, out, _ = cli(pin_server, "resign", "--reason", "drill")
+    assert status == 0 and out.splitlines() == ["keyring v2", f"  re-signed {CHANNEL} as v3"]
+    shipped = load_keyring((pin_server.offline_key_dir / "keyrings" / "1.json").read_bytes())
+    channel = pin_server.channel_url(CHANNEL)
+    raw = httpx.get(f"{channel}/pinset").content
+    walked = walk_keyrings(shipped, lambda v: httpx.get(f"{channel}/keyring/{v}").content, 2)
+    assert verify_pinset(raw, keyring=walked, min_version=2).keyring_version == 2

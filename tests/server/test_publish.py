@@ -7,13 +7,13 @@ the data directory made; every refusal has its accepted twin.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import pytest
-from server_harness import PASSPHRASE, LiveServer, TLSHost, backup_pin, free_port
+from server_harness import LiveServer, TLSHost, backup_pin, free_port
 
 from pinwarden.document import (
-    KeyDirectory,
     KeyringError,
     load_keyring,
     verify_pinset,
@@ -155,36 +155,79 @@ def test_a_dry_run_shows_the_change_and_publishes_nothing(
     assert unsafe.status_code == 200
 
 
-def test_a_recent_monitor_observation_is_used_instead_of_connecting(
+def _token(server: LiveServer, *scopes: str) -> str:
+    with server.client() as client:
+        response = client.post("/v1/admin/tokens", json={"name": "t", "scopes": list(scopes)})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+def test_an_observation_posted_through_the_api_is_never_proof_of_the_live_chain(
     live_server: LiveServer, tls_host: TLSHost
 ) -> None:
-    backup = backup_pin()
-    _setup(live_server, tls_host, [(tls_host.leaf_pin, "leaf"), (backup, "backup")])
-    with live_server.client() as client:
-        # The probe port is closed, but the monitor saw the live chain a moment ago.
-        client.patch(
-            f"/v1/admin/channels/{CHANNEL}/rules/{tls_host.name}", json={"probe_port": free_port()}
-        )
-        observed = {"host": tls_host.name, "port": 443, "pins": [tls_host.leaf_pin]}
-        client.patch(
-            f"/v1/admin/channels/{CHANNEL}/rules/{tls_host.name}", json={"probe_port": 443}
-        )
+    """The review's attack: pins that do not match the host, "proved" by a posted observation."""
+    wrong = backup_pin()
+    _setup(live_server, tls_host, [(wrong, "not the live key"), (backup_pin(), "backup")])
+    observed = {"host": tls_host.name, "port": tls_host.port, "pins": [wrong]}
+    writer, publisher = _token(live_server, "write"), _token(live_server, "publish")
+    with live_server.client(writer) as client:
+        assert client.post("/v1/admin/observations", json=observed).status_code == 403
+    with live_server.client(publisher) as client:
         assert client.post("/v1/admin/observations", json=observed).status_code == 201
-    outcome = _publish(live_server).json()
-    assert outcome["published"] and outcome["checks"][0]["live_chain"]["source"] == "observation"
+        refused = client.post(f"/v1/admin/channels/{CHANNEL}/publish", json={})
+    assert refused.status_code == 409
+    assert "no pin matches the chain" in str(refused.json()["problems"])
+    live = refused.json()["problems"][0]["live_chain"]
+    assert live["source"] == "connection" and live["pins"][0] == tls_host.leaf_pin
+    # The twin: with the live key pinned, a posted observation of another chain changes nothing.
+    with live_server.client() as client:
+        pins = f"/v1/admin/channels/{CHANNEL}/rules/{tls_host.name}/pins"
+        client.post(pins, json={"pin": tls_host.leaf_pin, "label": "leaf"})
+    assert _publish(live_server).status_code == 200
 
 
-def test_an_observation_of_another_chain_refuses(
+def test_an_unreachable_host_is_refused_even_with_a_posted_observation(
     live_server: LiveServer, tls_host: TLSHost
 ) -> None:
     _setup(live_server, tls_host, [(tls_host.leaf_pin, "leaf"), (backup_pin(), "backup")])
+    tls_host.stop()
+    observed = {"host": tls_host.name, "port": tls_host.port, "pins": [tls_host.leaf_pin]}
     with live_server.client() as client:
-        client.patch(
-            f"/v1/admin/channels/{CHANNEL}/rules/{tls_host.name}", json={"probe_port": 443}
-        )
-        observed = {"host": tls_host.name, "port": 443, "pins": [backup_pin()]}
         assert client.post("/v1/admin/observations", json=observed).status_code == 201
-    assert _publish(live_server).status_code == 409
+    response = _publish(live_server)
+    assert response.status_code == 409
+    assert "cannot see the live chain" in str(response.json()["problems"])
+
+
+def _dry_run_then_lose_the_host(server: LiveServer, host: TLSHost) -> None:
+    _setup(server, host, [(host.leaf_pin, "leaf"), (backup_pin(), "backup")])
+    dry = _publish(server, dry_run=True).json()  # this server connects and records the chain
+    assert dry["safe"] and dry["checks"][0]["live_chain"]["source"] == "connection"
+    host.stop()
+
+
+def test_the_servers_own_recent_observation_stands_in_when_the_host_cannot_be_reached(
+    live_server: LiveServer, tls_host: TLSHost
+) -> None:
+    _dry_run_then_lose_the_host(live_server, tls_host)
+    response = _publish(live_server)
+    assert response.status_code == 200, response.text
+    live = response.json()["checks"][0]["live_chain"]
+    assert live["source"] == "observation" and "live connection failed" in live["fallback"]
+    with live_server.client() as client:
+        entry = client.get("/v1/admin/audit", params={"target": f"channel:{CHANNEL}"}).json()[0]
+    assert entry["action"] == "publish"
+    assert "live connection failed" in entry["detail"]["live_chains"][tls_host.name]["fallback"]
+
+
+def test_an_old_observation_does_not_stand_in(
+    live_server_factory: Callable[..., LiveServer], tls_host: TLSHost
+) -> None:
+    server = live_server_factory(observation_max_age=timedelta(0))
+    _dry_run_then_lose_the_host(server, tls_host)
+    response = _publish(server)
+    assert response.status_code == 409
+    assert "cannot see the live chain" in str(response.json()["problems"])
 
 
 def test_rollback_republishes_old_rules_as_a_new_version(
@@ -278,20 +321,22 @@ def test_rule_and_pin_input_is_validated(live_server: LiveServer) -> None:
         )
 
 
-def test_rotating_the_online_keys_re_signs_every_published_channel(
+def test_an_online_key_rotation_done_offline_is_re_signed_and_walked_to(
     live_server: LiveServer, tls_host: TLSHost
 ) -> None:
     backup = backup_pin()
     _setup(live_server, tls_host, [(tls_host.leaf_pin, "leaf"), (backup, "backup")])
     assert _publish(live_server).status_code == 200
     shipped = load_keyring(live_server.initialized.keyring_path.read_bytes())  # in the app
+    # Offline: `pinwarden keys rotate-online --dir OFFLINE`, then `keys export-online`.
+    assert live_server.initialized.rotate_online_offline() == 2
     with live_server.client() as client:
         client.post("/v1/admin/channels", json={"name": "unpublished"})
-        rotated = client.post("/v1/admin/keys/rotate-online", json={"reason": "yearly rotation"})
-        assert rotated.status_code == 200, rotated.text
-        assert rotated.json() == {"keyring_version": 2, "resigned": {CHANNEL: 2}}
+        resigned = client.post("/v1/admin/resign", json={"reason": "yearly rotation"})
+        assert resigned.status_code == 200, resigned.text
+        assert resigned.json() == {"keyring_version": 2, "resigned": {CHANNEL: 2}}
         actions = [entry["action"] for entry in client.get("/v1/admin/audit").json()[:2]]
-    assert actions == ["resign", "keys.rotate-online"]
+    assert actions == ["resign", "resign-all"]
     raw = httpx.get(f"{live_server.url}/v1/channels/{CHANNEL}/pinset").content
 
     def fetch(version: int) -> bytes:
@@ -314,7 +359,7 @@ def test_a_keyring_rotated_offline_is_used_and_served_at_the_next_publish(
     _setup(live_server, tls_host, [(tls_host.leaf_pin, "leaf"), (backup_pin(), "backup")])
     assert _publish(live_server).status_code == 200
     shipped = load_keyring(live_server.initialized.keyring_path.read_bytes())
-    KeyDirectory(live_server.initialized.data.key_dir).rotate_online(PASSPHRASE)  # `pinwarden keys`
+    assert live_server.initialized.rotate_online_offline() == 2  # `pinwarden keys …` offline
     assert _publish(live_server).json()["version"] == 2
     raw = httpx.get(f"{live_server.url}/v1/channels/{CHANNEL}/pinset").content
     fetched = httpx.get(f"{live_server.url}/v1/channels/{CHANNEL}/keyring/2")

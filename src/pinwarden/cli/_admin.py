@@ -1,5 +1,5 @@
 """Admin commands over the server's HTTP API: channel, rule, pins, publish, history, rollback,
-token, audit, reports, rotate-online-keys.
+token, audit, reports, resign.
 
 (``pinwarden pin`` already computes pins, so a rule's pins are managed with ``pinwarden pins``.)
 Exit status: 0 done; 1 publishing refused as unsafe; 2 bad input or refused by the server;
@@ -443,16 +443,16 @@ def _register_views(subparsers: Any) -> None:
     )
 
 
-def _register_keys(subparsers: Any) -> None:
+def _register_resign(subparsers: Any) -> None:
     def reason_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--reason", help="recorded in the audit log")
 
     _command(
         subparsers,
-        "rotate-online-keys",
-        "make new online signing keys on the server (keyring N+1, signed by the root keys) and "
-        "re-sign every published channel with them",
-        lambda c, a: c.call("POST", "/keys/rotate-online", {"reason": a.reason}),
+        "resign",
+        "sign every published channel again with the server's current online keys, after an "
+        "online-key rotation done offline (pinwarden keys rotate-online, then export-online)",
+        lambda c, a: c.call("POST", "/resign", {"reason": a.reason}),
         lambda r: (
             [f"keyring v{r['keyring_version']}"]
             + [f"  re-signed {channel} as v{version}" for channel, version in r["resigned"].items()]
@@ -468,4 +468,4 @@ def register(subparsers: Any) -> None:
     _register_publishing(subparsers)
     _register_tokens(subparsers)
     _register_views(subparsers)
-    _register_keys(subparsers)
+    _register_resign(subparsers)

@@ -1,8 +1,10 @@
-"""``pinwarden keys``: the key directory that signs pin sets (docs/spec.md, "Key directory").
+"""``pinwarden keys``: the key directory that signs pin sets (docs/spec.md §9, "Key directory").
 
-``init`` makes root and online keys and keyring v1; ``rotate-online`` and ``rotate-root`` publish
-keyring N+1; ``show`` prints the current keyring. Private keys are written encrypted with the
-passphrase (env var, 0600 file or prompt; never an argument) and are never printed.
+Run on an offline machine: ``init`` makes root and online keys and keyring v1; ``rotate-online``
+and ``rotate-root`` publish keyring N+1; ``export-online`` copies the keyrings and the online keys,
+never a root key, to a pin server's key directory; ``show`` prints the current keyring. Private
+keys are written encrypted with the passphrase (env var, 0600 file or prompt; never an argument)
+and are never printed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pinwarden.document import (
     Keyring,
     KeyStoreError,
 )
+from pinwarden.document._keydir import OnlineKeyDirectory
 
 
 def register(subparsers: Any) -> None:
@@ -61,6 +64,17 @@ def register(subparsers: Any) -> None:
     add_passphrase_options(root, required=True)
     root.set_defaults(handler=_rotate_root)
 
+    export = commands.add_parser(
+        "export-online",
+        help="copy the keyrings and the online keys (never a root key) to a server's key directory",
+        description="Copies DIR/keyring.json, DIR/keyrings/ and the current online keys (still "
+        "encrypted) into TARGET, e.g. the server's DATA/keys, after init and after each "
+        "rotation; retired online keys are removed from TARGET. No passphrase is needed.",
+    )
+    _add_dir(export)
+    export.add_argument("--to", required=True, metavar="TARGET", help="the server's key directory")
+    export.set_defaults(handler=_export_online)
+
     show = commands.add_parser("show", help="print the current keyring (public keys only)")
     _add_dir(show)
     show.set_defaults(handler=_show)
@@ -82,7 +96,7 @@ def _lifetime(args: argparse.Namespace) -> timedelta:
     return timedelta(days=args.lifetime_days)
 
 
-def _summary(directory: KeyDirectory, keyring: Keyring) -> int:
+def _summary(directory: OnlineKeyDirectory, keyring: Keyring) -> int:
     print_json(
         {
             "keyring": str(directory.keyring_path),
@@ -161,3 +175,11 @@ def _rotate_root(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     return _run_on_directory(args, lambda directory: directory.current_keyring())
+
+
+def _export_online(args: argparse.Namespace) -> int:
+    try:
+        keyring = OnlineKeyDirectory(args.dir).export_online(args.to)
+    except (KeyStoreError, DocumentError) as error:
+        raise CommandError(str(error)) from None
+    return _summary(OnlineKeyDirectory(args.to), keyring)

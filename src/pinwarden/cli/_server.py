@@ -22,7 +22,7 @@ from pinwarden.cli._common import EXIT_INPUT, EXIT_OK, CommandError, print_json
 from pinwarden.cli._secrets import add_passphrase_options, read_passphrase
 
 if TYPE_CHECKING:
-    from pinwarden.server import DataDirectory, ServerConfig
+    from pinwarden.server import DataDirectory, InitResult, ServerConfig
 
 _SERVER_PACKAGES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "psycopg")
 _DEMO_CHANNEL = "demo"
@@ -60,12 +60,21 @@ def _data_option(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     init = subparsers.add_parser(
         "init",
-        help="create a server data directory: database, signing keys, first admin token",
-        description="Creates DIR with the SQLite database (or migrates --database-url), the key "
-        "directory (root and online keys, encrypted with the passphrase; keyring v1) and prints "
-        "a first admin token, once.",
+        help="create a server data directory: database, online signing keys, first admin token",
+        description="Creates DIR with the SQLite database (or migrates --database-url), the "
+        "server key directory DIR/keys (the keyrings and the online keys, encrypted with the "
+        "passphrase; never a root key) and prints a first admin token, once. Production: make "
+        "the keys offline (pinwarden keys init --dir OFFLINE) and give --keys-from OFFLINE. "
+        "Without it, root keys are made for development in DIR/offline-root-keys: move that "
+        "directory off the server.",
     )
     _data_option(init)
+    init.add_argument(
+        "--keys-from",
+        metavar="OFFLINE",
+        help="the offline key directory (or an export of it): only its keyrings and online "
+        "keys are copied",
+    )
     init.add_argument("--json", action="store_true", help="print JSON")
     add_passphrase_options(init, required=True)
     init.set_defaults(handler=_run_init)
@@ -85,7 +94,9 @@ def register(subparsers: Any) -> None:
         "quickstart",
         help="init with a development passphrase if needed, then serve (what `make run` runs)",
         description="Development default: the passphrase is generated into DIR/passphrase "
-        "(mode 0600). Production: pinwarden init + pinwarden serve with --passphrase-env/-file.",
+        "(mode 0600) and the root keys into DIR/offline-root-keys (never read by the server). "
+        "Production: keys made offline, pinwarden init --keys-from, pinwarden serve with "
+        "--passphrase-env/-file.",
     )
     _data_option(quickstart)
     _serve_options(quickstart)
@@ -122,24 +133,52 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=float, default=2.0, help="SQLite reload interval, seconds")
 
 
-def _run_init(args: argparse.Namespace) -> int:
-    _require_server_packages()
+def _initialize(
+    data: DataDirectory,
+    passphrase: bytes,
+    database_url: str | None,
+    keys_from: str | None = None,
+) -> InitResult:
+    """``initialize``, its errors as one line."""
+    from pinwarden.document import DocumentError, KeyStoreError
     from pinwarden.server import ServerError, initialize
 
+    try:
+        return initialize(
+            data,
+            passphrase,
+            database_url=database_url,
+            keys_from=Path(keys_from) if keys_from else None,
+        )
+    except (ServerError, KeyStoreError, DocumentError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    _require_server_packages()
     data = _data_dir(args, initialized=False)
     if data.is_initialized():
         raise CommandError(f"{args.data} is already initialized")
     passphrase = read_passphrase(args, confirm=True)
     assert passphrase is not None  # required=True: no --no-passphrase
-    try:
-        result = initialize(data, passphrase, database_url=args.database_url)
-    except ServerError as error:
-        raise CommandError(str(error)) from None
+    result = _initialize(data, passphrase, args.database_url, args.keys_from)
     _print_init(args, data, result)
     return EXIT_OK
 
 
-def _print_init(args: argparse.Namespace, data: DataDirectory, result: Any) -> None:
+def _development_root_keys_note(path: Path) -> str:
+    return (
+        f"DEVELOPMENT ONLY: the root keys were made in {path}. The server never reads them, but "
+        "whoever holds them (and the passphrase) can sign keyrings that every client trusts: "
+        "move this directory off the server to an offline machine (docs/server.md, "
+        '"Production set-up").'
+    )
+
+
+def _print_init(args: argparse.Namespace, data: DataDirectory, result: InitResult) -> None:
+    root_keys = result.development_root_keys
+    if root_keys is not None:
+        print(f"WARNING: {_development_root_keys_note(root_keys)}", file=sys.stderr)
     if getattr(args, "json", False):
         print_json(
             {
@@ -148,12 +187,15 @@ def _print_init(args: argparse.Namespace, data: DataDirectory, result: Any) -> N
                 "keyring_version": result.keyring_version,
                 "keyring": str(data.key_dir / "keyring.json"),
                 "admin_token": result.admin_token,
+                "development_root_keys": str(root_keys) if root_keys else None,
             }
         )
         return
     print(f"initialized {data.path}")
     print(f"  keyring v{result.keyring_version}: {data.key_dir / 'keyring.json'} (ship it in apps)")
     print(f"  admin token (shown once, only its hash is stored): {result.admin_token}")
+    if root_keys is not None:
+        print(f"  {_development_root_keys_note(root_keys)}")
 
 
 def _config(
@@ -282,16 +324,16 @@ def _publish_demo(config: ServerConfig) -> None:
 
 def _run_quickstart(args: argparse.Namespace) -> int:
     _require_server_packages()
-    from pinwarden.server import initialize
-
     data = _data_dir(args, initialized=False)
     passphrase = _dev_passphrase(data)
     config = _config(args, data, passphrase)
     if not data.is_initialized():
-        result = initialize(data, passphrase, database_url=args.database_url)
+        result = _initialize(data, passphrase, args.database_url)
         _publish_demo(config)
         _print_init(args, data, result)
         print(f"  development passphrase: {data.dev_passphrase_file} (0600; not for production)")
+    elif data.development_root_key_dir.exists():
+        print(f"WARNING: {_development_root_keys_note(data.development_root_key_dir)}")
     _print_quickstart(config, data)
     sys.stdout.flush()
     _serve(args, config)

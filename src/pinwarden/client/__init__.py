@@ -14,8 +14,10 @@ Quick start::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pinwarden.client._context import PinnedSSLContext, pinned_context
-from pinwarden.client._dynamic import DynamicPins
 from pinwarden.client._enforce import PinCheck, PinnedSSLObject, PinnedSSLSocket
 from pinwarden.client._errors import PinValidationError
 from pinwarden.client._events import EventKind, PinEvent
@@ -32,7 +34,23 @@ from pinwarden.client._stacks import (
     pinned_requests_session,
 )
 from pinwarden.client._static import StaticPins
-from pinwarden.client._trust import ChannelError
+
+if TYPE_CHECKING:
+    from pinwarden.client._dynamic import DynamicPins
+    from pinwarden.client._trust import ChannelError
+
+# Dynamic pinning pulls in the signed-document verifier (joserfc, rfc8785): about as long to import
+# as everything else here together. An app that only pins statically never pays for it.
+_LAZY = {"DynamicPins": "pinwarden.client._dynamic", "ChannelError": "pinwarden.client._trust"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ChannelError",

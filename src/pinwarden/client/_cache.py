@@ -7,13 +7,17 @@ expiry, floor) exactly as if it had just been fetched. What the cache must guara
   directory, ``fsync``, ``os.replace``, ``fsync`` of the directory);
 - a version floor kept apart from the document, so that deleting or replacing ``pinset.json``
   with an older signed document cannot roll the client back (TUF rollback attack);
-- the floor only ever rises.
+- the floor only ever rises: ``raise_floor`` reads, compares and writes under a lock (a thread
+  lock, and ``flock`` on ``.lock`` so that two processes sharing the directory cannot interleave;
+  on Windows the thread lock alone). What the client does when ``floor.json`` is damaged or
+  missing is ``TrustStore``'s business: it then does not trust the cached pin set.
 
 Layout of the cache directory (created ``0700``, files ``0600``)::
 
     pinset.json          {"etag": ..., "checked": time of the last answer, "document": base64}
     keyring-<N>.json     each keyring version the client followed past the one it shipped with
     floor.json           {"pinset_version": N, "keyring_version": M}
+    .lock                the lock file of floor updates (empty)
 """
 
 from __future__ import annotations
@@ -24,18 +28,26 @@ import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pinwarden.client._fetch import usable_etag
 from pinwarden.errors import PinwardenError
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["CacheError", "CachedPinset", "PinCache", "VersionFloor"]
 
 _PINSET = "pinset.json"
 _FLOOR = "floor.json"
+_LOCK = ".lock"
 _KEYRING = re.compile(r"^keyring-([1-9][0-9]{0,9})\.json$")
 # A cache file far larger than any document it may hold is not read at all.
 _MAX_CACHE_FILE = 1024 * 1024
@@ -100,6 +112,22 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+# Floor updates of every cache directory in this process; ``flock`` orders them across processes.
+_FLOOR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _floor_locked(directory: Path) -> Iterator[None]:
+    with _FLOOR_LOCK:
+        descriptor = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if sys.platform != "win32":
+                fcntl.flock(descriptor, fcntl.LOCK_EX)  # released when the descriptor closes
+            yield
+        finally:
+            os.close(descriptor)
+
+
 def _read(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
@@ -133,7 +161,11 @@ class PinCache:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def load_pinset(self) -> CachedPinset | None:
-        """The stored pin set, ``None`` if there is none; ``CacheError`` if it is damaged."""
+        """The stored pin set, ``None`` if there is none; ``CacheError`` if it is damaged.
+
+        An ETag that could not be sent back as it is (``usable_etag``) is dropped: the document
+        is verified again anyway, and the next fetch is then unconditional.
+        """
         path = self.directory / _PINSET
         if not path.exists():
             return None
@@ -150,13 +182,16 @@ class PinCache:
             raise CacheError(f"{_PINSET}: not in the cache's format") from None
         if when is not None and when.utcoffset() is None:
             raise CacheError(f"{_PINSET}: the checked time has no time zone")
-        return CachedPinset(raw, etag, when)
+        return CachedPinset(raw, usable_etag(etag), when)
 
     def store_pinset(self, cached: CachedPinset) -> None:
         document = base64.b64encode(cached.raw).decode("ascii")
         checked = None if cached.checked is None else cached.checked.isoformat()
         stored = {"etag": cached.etag, "checked": checked, "document": document}
         _write_atomic(self.directory / _PINSET, _dump(stored))
+
+    def has_pinset(self) -> bool:
+        return (self.directory / _PINSET).exists()
 
     def discard_pinset(self) -> None:
         """Remove a stored pin set that failed verification (the floor stays)."""
@@ -174,11 +209,11 @@ class PinCache:
     def store_keyring(self, version: int, raw: bytes) -> None:
         _write_atomic(self.directory / f"keyring-{version}.json", raw)
 
-    def load_floor(self) -> VersionFloor:
-        """The stored floor; a zero floor if none was ever stored; ``CacheError`` if damaged."""
+    def load_floor(self) -> VersionFloor | None:
+        """The stored floor; ``None`` if there is none; ``CacheError`` if it is damaged."""
         path = self.directory / _FLOOR
         if not path.exists():
-            return VersionFloor()
+            return None
         stored = _read_json_object(path)
         pinset, keyring = stored.get("pinset_version"), stored.get("keyring_version")
         if not all(type(value) is int and value >= 0 for value in (pinset, keyring)):
@@ -186,20 +221,26 @@ class PinCache:
         return VersionFloor(pinset, keyring)  # type: ignore[arg-type]
 
     def raise_floor(self, floor: VersionFloor) -> VersionFloor:
-        """Store the higher of ``floor`` and the stored floor (a damaged one counts as zero)."""
-        try:
-            stored, damaged = self.load_floor(), False
-        except CacheError:
-            stored, damaged = VersionFloor(), True
-        merged = stored.raised_to(floor)
-        if damaged or merged != stored:
-            _write_atomic(
-                self.directory / _FLOOR,
-                _dump(
-                    {
-                        "pinset_version": merged.pinset_version,
-                        "keyring_version": merged.keyring_version,
-                    }
-                ),
-            )
-        return merged
+        """Store the higher of ``floor`` and the stored floor; the floor now stored.
+
+        Read, compare and write happen under the floor lock, so a concurrent raise to a higher
+        floor is never overwritten by a lower one. A damaged file is replaced by ``floor``: the
+        caller vouches for it (``TrustStore`` raises a lost floor only with a pin set it accepted).
+        """
+        with _floor_locked(self.directory):
+            try:
+                stored = self.load_floor()
+            except CacheError:
+                stored = None
+            merged = floor if stored is None else stored.raised_to(floor)
+            if merged != stored:
+                _write_atomic(
+                    self.directory / _FLOOR,
+                    _dump(
+                        {
+                            "pinset_version": merged.pinset_version,
+                            "keyring_version": merged.keyring_version,
+                        }
+                    ),
+                )
+            return merged

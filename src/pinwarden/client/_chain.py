@@ -11,7 +11,7 @@ import ssl
 import sys
 from collections.abc import Hashable
 
-__all__ = ["verified_chain_der", "verified_chain_key"]
+__all__ = ["served_chain_der", "verified_chain_der", "verified_chain_key"]
 
 ChainKey = tuple[Hashable, ...]
 
@@ -25,6 +25,10 @@ if sys.version_info >= (3, 13):
     def verified_chain_key(tls: ssl.SSLSocket | ssl.SSLObject) -> ChainKey:
         """A hashable value equal for two connections exactly when their verified chains are."""
         return tuple(tls.get_verified_chain())
+
+    def served_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
+        """DER certificates as the server sent them: for reports only, never for the check."""
+        return list(tls.get_unverified_chain())
 
 else:
     import _ssl
@@ -41,3 +45,8 @@ else:
         (the certificates' digests and encodings), which spares encoding each one to DER.
         """
         return tuple(tls._sslobj.get_verified_chain() or ())  # type: ignore[union-attr]
+
+    def served_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
+        """DER certificates as the server sent them: for reports only, never for the check."""
+        chain = tls._sslobj.get_unverified_chain()  # type: ignore[union-attr]
+        return [certificate.public_bytes(_ssl.ENCODING_DER) for certificate in chain or ()]

@@ -28,7 +28,13 @@ from typing import Any
 
 from pinwarden.client._cache import PinCache
 from pinwarden.client._events import EventCallback, EventKind, PinEvent, emit
-from pinwarden.client._fetch import FetchError, HttpTransport, PinServerTransport, check_url
+from pinwarden.client._fetch import (
+    FetchError,
+    HttpTransport,
+    PinServerTransport,
+    check_url,
+    usable_etag,
+)
 from pinwarden.client._refresh import AsyncRefresher, Refresher, RefreshPolicy, ThreadRefresher
 from pinwarden.client._reporter import ReportSender, report_payload
 from pinwarden.client._rules import PinRule, PinViolation, most_specific
@@ -84,6 +90,8 @@ class DynamicPins:
 
     ``url`` is the channel URL, ``https://pins.example.com/v1/channels/{channel}``; the client
     reads ``{url}/pinset``, ``{url}/keyring/{version}`` and, with ``push=True``, ``{url}/events``.
+    A URL of another shape (a static export on a CDN) needs ``channel=``: a pin set signed for
+    any other channel is refused, and a client that cannot tell its channel is a ``ValueError``.
     ``keyring`` is the keyring the app ships (bytes or ``Keyring``); ``bootstrap``, its pins.
     See docs/dynamic.md for every option; the main ones:
 
@@ -132,6 +140,14 @@ class DynamicPins:
                 "use 'await DynamicPins.open(...)'"
             )
         self._url = check_url(url.rstrip("/"), "pin server URL")
+        channel = channel if channel is not None else channel_of(self._url)
+        if not channel:
+            # Spec §8: a client MUST check the channel, or a validly signed pin set of another
+            # channel (a dev channel with a ``disabled`` rule, say) could be replayed to it.
+            raise ValueError(
+                f"cannot tell the channel from {url!r} (no '/v1/channels/<channel>' in it): "
+                "pass channel="
+            )
         self._bootstrap = bootstrap
         self._on_event = on_event
         self._clock = clock or _utc_now
@@ -145,7 +161,7 @@ class DynamicPins:
         self._store = TrustStore(
             shipped,
             PinCache(cache_dir) if cache_dir is not None else None,
-            channel=channel if channel is not None else channel_of(self._url),
+            channel=channel,
             max_keyring_steps=max_keyring_steps,
             emit=self._emit,
         )
@@ -153,6 +169,7 @@ class DynamicPins:
         self._refresh_lock = threading.Lock()
         self._failures = 0
         self._next_delay: float | None = None
+        self._last_attempt: datetime | None = None
         self._closed = False
         self._refresher: Refresher | None = None
         self._push: PushSubscription | None = None
@@ -268,7 +285,14 @@ class DynamicPins:
     def refresh(self) -> PinEvent:
         """Fetch now, verify and apply; the event that says what happened. Never raises."""
         with self._refresh_lock:
-            event, succeeded = self._fetch()
+            self._last_attempt = self._clock()
+            try:
+                event, succeeded = self._fetch()
+            except Exception as error:
+                # A transport or verifier raised what it should not: still only an event, so
+                # refresh() and wait_for_first_fetch never raise and the loop backs off.
+                message = f"unexpected error: {type(error).__name__}: {error}"
+                event, succeeded = PinEvent(EventKind.FETCH_FAILED, message, error=error), False
             now = self._clock()
             pins = self._current().pins
             if succeeded and pins is not None:
@@ -298,7 +322,8 @@ class DynamicPins:
                 return PinEvent(EventKind.FETCH_FAILED, message), False
             return self._unchanged(pins, now), True
         try:
-            fetched = self._store.verify(result.body, result.etag, now, self._fetch_keyring)
+            etag = usable_etag(result.etag)
+            fetched = self._store.verify(result.body, etag, now, self._fetch_keyring)
         except DocumentError as error:
             message = f"pin set refused: {type(error).__name__}: {error}"
             return PinEvent(EventKind.REFUSED, message, error=error), False
@@ -363,12 +388,30 @@ class DynamicPins:
     def _announced(self, version: int) -> None:
         if version <= (self.version or 0):
             return
-        self._emit(PinEvent(EventKind.PUSH_ANNOUNCED, f"the server announced v{version}",
-                            version=version))
+        delay = self._push_delay()
+        message = f"the server announced v{version}"
+        if delay > 0:
+            later = "at the next refresh" if self._refresher is None else f"in {delay:.0f} s"
+            message += f"; fetched {later} (too soon after the last fetch)"
+        self._emit(PinEvent(EventKind.PUSH_ANNOUNCED, message, version=version))
         if self._refresher is not None:
-            self._refresher.wake()
-        else:
+            self._refresher.wake(delay)
+        elif delay == 0:
             self.refresh()
+
+    def _push_delay(self) -> float:
+        """Seconds before an announcement may start a fetch.
+
+        At most one fetch per ``min_interval``, and none before the back-off after a failure has
+        run: an event stream (a burst of publications, or a hostile stream) cannot drive fetches.
+        """
+        last = self._last_attempt
+        if last is None:
+            return 0.0
+        gap = self._policy.min_interval.total_seconds()
+        if self._failures and self._next_delay is not None:
+            gap = max(gap, self._next_delay)
+        return max(0.0, gap - (self._clock() - last).total_seconds())
 
     def flush_reports(self, timeout: float = 5.0) -> bool:
         """Wait up to ``timeout`` seconds for queued violation reports to be sent."""

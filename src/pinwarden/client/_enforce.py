@@ -21,7 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from pinwarden._hosts import normalize_host
 from pinwarden._pins import pin_from_digest, spki_digest_of_der
-from pinwarden.client._chain import verified_chain_der, verified_chain_key
+from pinwarden.client._chain import served_chain_der, verified_chain_der, verified_chain_key
 from pinwarden.client._errors import PinValidationError
 from pinwarden.client._rules import Mode, PinRule, PinSource, PinViolation
 from pinwarden.errors import InvalidHostError
@@ -188,8 +188,9 @@ def _decide(
             hostname=host,
             port=_peer_port(tls),
             rule=rule,
-            served_chain=seen_pins,
+            verified_pins=seen_pins,
             validated_chain_pem=tuple(ssl.DER_cert_to_PEM_cert(der) for der in chain),
+            served_chain_pem=tuple(ssl.DER_cert_to_PEM_cert(der) for der in served_chain_der(tls)),
             enforced=enforced,
             reason="no pinned key in the verified chain",
         ),

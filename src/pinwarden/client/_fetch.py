@@ -16,6 +16,7 @@ import contextlib
 import http.client
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import threading
@@ -35,12 +36,15 @@ __all__ = [
     "HttpTransport",
     "PinServerTransport",
     "check_url",
+    "usable_etag",
 ]
 
 _USER_AGENT = f"pinwarden/{__version__}"
 _CHUNK = 16 * 1024
 _MAX_STREAM_LINE = 64 * 1024
 _MAX_REPORT_RESPONSE = 4096
+# RFC 9110 §8.8.3: an entity-tag is visible ASCII (obs-text aside); real ones are a few dozen bytes.
+_ETAG = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 class FetchError(PinwardenError):
@@ -105,6 +109,16 @@ def check_url(url: str, what: str) -> str:
     raise ValueError(f"{what} {url!r} must be https (plain http only to a loopback address)")
 
 
+def usable_etag(etag: str | None) -> str | None:
+    """``etag`` if it can be sent back as ``If-None-Match`` as it is, else ``None``.
+
+    An ETag read from the cache or a server is untrusted: a CR/LF or a character outside Latin-1
+    makes ``http.client`` raise on every request, freezing the client on the pin set it holds. A
+    dropped ETag costs only an unconditional fetch.
+    """
+    return etag if etag is not None and _ETAG.fullmatch(etag) else None
+
+
 def _check_tls_context(cafile: str | None, ssl_context: ssl.SSLContext | None) -> None:
     if cafile is not None and not os.path.isfile(cafile):
         raise FileNotFoundError(f"cafile {cafile!r} is not a file")
@@ -114,6 +128,11 @@ def _check_tls_context(cafile: str | None, ssl_context: ssl.SSLContext | None) -
         raise TypeError("give either cafile or ssl_context, not both")
     if ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname:
         raise ValueError("the pin server's TLS context must validate certificates and hostnames")
+
+
+# What ``http.client`` raises on a network failure, a bad answer, or a header value it cannot send
+# (``ValueError``, ``UnicodeEncodeError``): all become ``FetchError``, never an escape.
+_TRANSPORT_ERRORS = (OSError, ValueError, http.client.HTTPException)
 
 
 class _Deadline:
@@ -253,7 +272,10 @@ class HttpTransport:
         deadline: _Deadline,
         timeout: float,
     ) -> _Exchange:
-        connection, path = self._connect(url, timeout)
+        try:
+            connection, path = self._connect(url, timeout)
+        except (ValueError, http.client.HTTPException) as error:
+            raise FetchError(f"{method} {url}: {error}") from error
         headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **headers}
         try:
             connection.request(method, path, body=body, headers=headers)
@@ -261,7 +283,7 @@ class HttpTransport:
             if sock is not None:
                 sock.settimeout(min(timeout, deadline.remaining()))
             return _Exchange(connection, connection.getresponse(), sock)
-        except (OSError, http.client.HTTPException) as error:
+        except _TRANSPORT_ERRORS as error:
             connection.close()
             raise FetchError(f"{method} {url}: {error}") from error
         except BaseException:
@@ -284,7 +306,7 @@ class HttpTransport:
                 raise FetchError(f"GET {url}: HTTP {status} {response.reason}")
             body = _read_capped(exchange, max_bytes, deadline, url)
             return FetchResult(status, body, response.getheader("ETag"))
-        except (OSError, http.client.HTTPException) as error:
+        except _TRANSPORT_ERRORS as error:
             raise FetchError(f"GET {url}: {error}") from error
         finally:
             exchange.close()
@@ -296,7 +318,7 @@ class HttpTransport:
         try:
             exchange.response.read1(_MAX_REPORT_RESPONSE)
             return exchange.response.status
-        except (OSError, http.client.HTTPException) as error:
+        except _TRANSPORT_ERRORS as error:
             raise FetchError(f"POST {url}: {error}") from error
         finally:
             exchange.close()
@@ -322,8 +344,8 @@ def _read_capped(exchange: _Exchange, max_bytes: int, deadline: _Deadline, url: 
     ``read1`` makes at most one socket read, so the deadline bounds the whole body, not each read.
     """
     response = exchange.response
-    declared = response.getheader("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = response.getheader("Content-Length") or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"GET {url}: the document is {declared} bytes, over the {max_bytes} cap")
     parts: list[bytes] = []
     size = 0

@@ -6,15 +6,17 @@ after a failure; jitter on both so that a fleet of clients does not fetch in ste
 
 The loops run a blocking ``step`` (fetch, verify, apply; it returns the next delay) either in a
 daemon thread or as an asyncio task that runs the step in a worker thread, so the event loop
-never waits on the network. ``wake()`` runs the step at once (a push announcement, ``refresh()``).
+never waits on the network. ``wake(delay)`` brings the next run forward (a push announcement).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,7 +81,7 @@ class RefreshPolicy:
 class Refresher(Protocol):
     def start(self) -> None: ...
 
-    def wake(self) -> None: ...
+    def wake(self, delay: float = 0.0) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -97,11 +99,17 @@ def _run_step(step: RefreshStep) -> float:
 
 
 class ThreadRefresher:
-    """Runs ``step`` in a daemon thread: first after ``first_delay`` seconds, then as it says."""
+    """Runs ``step`` in a daemon thread: first after ``first_delay`` seconds, then as it says.
+
+    ``wake(delay)`` brings the next run forward to at most ``delay`` seconds from now (never
+    later than planned). A wake that arrives while the step runs counts from its own instant, so
+    it cannot make the step run twice back to back unless it asked for that.
+    """
 
     def __init__(self, step: RefreshStep, first_delay: float, name: str) -> None:
         self._step = step
-        self._first_delay = first_delay
+        self._lock = threading.Lock()
+        self._due = time.monotonic() + first_delay
         self._wakeup = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -109,7 +117,9 @@ class ThreadRefresher:
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
+    def wake(self, delay: float = 0.0) -> None:
+        with self._lock:
+            self._due = min(self._due, time.monotonic() + delay)
         self._wakeup.set()
 
     def stop(self) -> None:
@@ -119,30 +129,42 @@ class ThreadRefresher:
             self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        delay = self._first_delay
-        while True:
-            self._wakeup.wait(delay)
-            if self._stopped:
-                return
+        while not self._stopped:
             self._wakeup.clear()
+            with self._lock:
+                left = self._due - time.monotonic()
+                if left <= 0:
+                    self._due = math.inf  # wakes during the step count from their own instant
+            if left > 0:
+                self._wakeup.wait(left)
+                continue
             delay = _run_step(self._step)
+            with self._lock:
+                self._due = min(self._due, time.monotonic() + delay)
 
 
 class AsyncRefresher:
-    """Runs ``step`` from an asyncio task on the running loop; the step runs in a worker thread."""
+    """Runs ``step`` from an asyncio task on the running loop; the step runs in a worker thread.
+
+    ``wake(delay)`` as for ``ThreadRefresher``; callable from any thread.
+    """
 
     def __init__(self, step: RefreshStep, first_delay: float) -> None:
         self._step = step
-        self._first_delay = first_delay
         self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time() + first_delay
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = self._loop.create_task(self._run(), name="pinwarden-refresh")
 
-    def wake(self) -> None:
-        self._call_in_loop(self._wakeup.set)
+    def wake(self, delay: float = 0.0) -> None:
+        self._call_in_loop(lambda: self._bring_forward(delay))
+
+    def _bring_forward(self, delay: float) -> None:
+        self._due = min(self._due, self._loop.time() + delay)
+        self._wakeup.set()
 
     def stop(self) -> None:
         if self._task is not None:
@@ -163,11 +185,15 @@ class AsyncRefresher:
             pass  # the loop is closed: its task is gone with it
 
     async def _run(self) -> None:
-        delay = self._first_delay
         while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
             self._wakeup.clear()
+            left = self._due - self._loop.time()
+            if left > 0:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=left)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self._due = math.inf  # wakes during the step count from their own instant
             delay = await asyncio.to_thread(_run_step, self._step)
+            self._due = min(self._due, self._loop.time() + delay)

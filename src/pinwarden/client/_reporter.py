@@ -59,8 +59,7 @@ def report_payload(
         "effective-expiration-date": _rfc3339(expires) if expires is not None else None,
         "include-subdomains": rule.pattern.kind is not PatternKind.EXACT,
         "noted-hostname": violation.noted_hostname,
-        # The enforcement engine keeps the verified chain only; it is what was pinned against.
-        "served-certificate-chain": list(violation.validated_chain_pem),
+        "served-certificate-chain": list(violation.served_chain_pem),
         "validated-certificate-chain": list(violation.validated_chain_pem),
         "known-pins": [f'pin-sha256="{pin.removeprefix("sha256/")}"' for pin in rule.pins],
         "enforce-pinning": violation.enforced,
@@ -109,7 +108,7 @@ class ReportSender:
 
     def submit(self, url: str, violation: PinViolation, payload: dict[str, Any]) -> None:
         """Queue a report unless the same host and chain was reported within the interval."""
-        key = (url, violation.hostname, violation.port, violation.served_chain)
+        key = (url, violation.hostname, violation.port, violation.verified_pins)
         now = self._clock()
         with self._lock:
             if self._closed or self._reported_recently(key, now):

@@ -65,13 +65,19 @@ class PinRule:
 
 @dataclass(frozen=True)
 class PinViolation:
-    """A verified chain that held none of a rule's pins (RFC 7469 §3 report fields)."""
+    """A verified chain that held none of a rule's pins (RFC 7469 §3 report fields).
+
+    ``verified_pins`` and ``validated_chain_pem`` describe the chain OpenSSL built to a trust anchor
+    (what pins are checked against); ``served_chain_pem`` is what the server sent, which may hold
+    certificates outside that chain (an appended pinned intermediate, CVE-2016-2402).
+    """
 
     hostname: str
     port: int | None
     rule: PinRule
-    served_chain: tuple[str, ...]  # pins of the verified chain, leaf first
+    verified_pins: tuple[str, ...]  # leaf first
     validated_chain_pem: tuple[str, ...]
+    served_chain_pem: tuple[str, ...]
     enforced: bool
     reason: str
     date_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))

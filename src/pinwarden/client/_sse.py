@@ -5,6 +5,12 @@ The server announces each published version on ``{channel URL}/events`` as ``eve
 follows the WHATWG HTML "event stream interpretation" rules. An announcement only wakes the
 refresher: the document is still fetched and verified the normal way, so nothing a stream says
 changes the pins by itself.
+
+A stream is untrusted input of unbounded length (TUF "endless data"): the data of one event is
+capped at ``MAX_EVENT_CHARS`` and one connection at ``MAX_STREAM_CHARS``; past either, the
+connection is dropped (``FetchError``) and reopened after the back-off. The silence timeout cannot
+do this job: a steady stream is never silent. The connection cap is far above what an honest
+server sends (an announcement is ~40 characters; a heartbeat, 13 every 15 s: twelve days a MiB).
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from dataclasses import dataclass
 from pinwarden.client._fetch import EventStream, FetchError, PinServerTransport
 from pinwarden.client._refresh import RefreshPolicy
 
-__all__ = ["PushSubscription", "ServerEvent", "announced_version", "parse_events"]
+__all__ = [
+    "MAX_EVENT_CHARS",
+    "MAX_STREAM_CHARS",
+    "PushSubscription",
+    "ServerEvent",
+    "announced_version",
+    "parse_events",
+]
+
+MAX_EVENT_CHARS = 64 * 1024
+MAX_STREAM_CHARS = 1024 * 1024
 
 logger = logging.getLogger("pinwarden.client")
 
@@ -31,17 +47,31 @@ class ServerEvent:
     id: str | None = None
 
 
-def parse_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
-    """The events of a stream given line by line (line endings included or not)."""
+def parse_events(
+    lines: Iterable[str],
+    *,
+    max_event: int = MAX_EVENT_CHARS,
+    max_stream: int = MAX_STREAM_CHARS,
+) -> Iterator[ServerEvent]:
+    """The events of a stream given line by line (line endings included or not).
+
+    ``FetchError`` as soon as the data of the event being built passes ``max_event`` characters
+    or the stream passes ``max_stream``: nothing piles up without bound (other fields replace
+    their value, comments are dropped).
+    """
     event_type = ""
     data: list[str] = []
+    data_size = stream_size = 0
     last_id: str | None = None
     for raw in lines:
+        stream_size += len(raw)
+        if stream_size > max_stream:
+            raise FetchError(f"the event stream sent more than {max_stream} characters")
         line = raw.rstrip("\r\n")
         if not line:
             if data:
                 yield ServerEvent(event_type or "message", "\n".join(data), last_id)
-            event_type, data = "", []
+            event_type, data, data_size = "", [], 0
             continue
         if line.startswith(":"):
             continue  # a comment: the server's heartbeat
@@ -50,6 +80,9 @@ def parse_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
         if name == "event":
             event_type = value
         elif name == "data":
+            data_size += len(value) + 1
+            if data_size > max_event:
+                raise FetchError(f"the event stream sent an event over {max_event} characters")
             data.append(value)
         elif name == "id" and "\0" not in value:
             last_id = value

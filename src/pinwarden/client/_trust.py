@@ -6,6 +6,13 @@ never reads a signature itself. It also owns persistence: every keyring it follo
 set it accepts goes to the cache, and the version floor rises with them. On start, the cache is
 verified again from the keyring the app shipped with, exactly as if fetched.
 
+The floor never goes below the highest version the client can prove it saw. A ``floor.json`` that
+is damaged, or missing beside a cached pin set, is *lost*: the cached pin set could then be an
+older one put there to roll the client back, so it is not put in force (its verified version
+still raises the floor in memory: a version that was signed was seen), and the floor file is not
+written again until a pin set fetched from the server is accepted. Reading a lost floor as zero
+would load that older document and then write the floor lower for good.
+
 ``VerifiedPins`` is an accepted pin set with its rules built for enforcement; which of them are in
 force at an instant depends only on the clock (document, keyring and per-rule expiry).
 """
@@ -94,7 +101,7 @@ class TrustStore:
         shipped: Keyring,
         cache: PinCache | None,
         *,
-        channel: str | None,
+        channel: str,
         max_keyring_steps: int,
         emit: EventCallback,
     ) -> None:
@@ -105,6 +112,7 @@ class TrustStore:
         self._emit = emit
         self.keyring = shipped
         self.floor = VersionFloor(0, shipped.version)
+        self._floor_lost = False  # floor.json cannot be trusted: do not write it from the cache
 
     # -- start: the cache, verified again ---------------------------------------------------
 
@@ -113,10 +121,7 @@ class TrustStore:
         cache = self._cache
         if cache is None:
             return None, None
-        try:
-            self.floor = self.floor.raised_to(cache.load_floor())
-        except CacheError as error:
-            self._recovered("the version floor", error)
+        self._load_floor(cache)
         self._load_keyrings(cache)
         try:
             cached = cache.load_pinset()
@@ -143,8 +148,30 @@ class TrustStore:
                 self._recovered("the pin set", error)
             cache.discard_pinset()
             return None, None
+        if self._floor_lost:
+            self.floor = self.floor.raised_to(VersionFloor(pins.version, self.keyring.version))
+            self._recovered("the pin set", CacheError(
+                f"v{pins.version} verifies, but with the version floor lost it could be a "
+                "rollback; starting on the bootstrap pins"
+            ))
+            return None, None
         self._raise_floor(VersionFloor(pins.version, self.keyring.version))
         return pins, cached.checked
+
+    def _load_floor(self, cache: PinCache) -> None:
+        try:
+            stored = cache.load_floor()
+        except CacheError as error:
+            self._recovered("the version floor", error)
+            self._floor_lost = True
+            return
+        if stored is None:
+            # Never stored (a new cache), or deleted from beside the pin set it protects.
+            self._floor_lost = cache.has_pinset()
+            if self._floor_lost:
+                self._recovered("the version floor", CacheError("floor.json is missing"))
+            return
+        self.floor = self.floor.raised_to(stored)
 
     def _load_keyrings(self, cache: PinCache) -> None:
         """Walk from the shipped keyring through the cached ones, offline (no fetch at start)."""
@@ -193,7 +220,7 @@ class TrustStore:
         pinset = verify_pinset(
             raw, keyring=self.keyring, min_version=self.floor.pinset_version, now=now
         )
-        if self._channel is not None and pinset.channel != self._channel:
+        if pinset.channel != self._channel:
             raise ChannelError(
                 f"pin set v{pinset.version} is for channel {pinset.channel!r}, "
                 f"not {self._channel!r}"
@@ -231,6 +258,7 @@ class TrustStore:
     def accept(self, pins: VerifiedPins, checked: datetime) -> None:
         """Store an accepted pin set (atomically), then raise the floor to it."""
         self.remember(pins, checked)
+        self._floor_lost = False  # a pin set accepted from the server: the floor is whole again
         self._raise_floor(VersionFloor(pins.version, self.keyring.version))
 
     def remember(self, pins: VerifiedPins, checked: datetime) -> None:
@@ -244,7 +272,7 @@ class TrustStore:
 
     def _raise_floor(self, floor: VersionFloor) -> None:
         self.floor = self.floor.raised_to(floor)
-        if self._cache is None:
+        if self._cache is None or self._floor_lost:
             return
         try:
             self._cache.raise_floor(self.floor)

@@ -325,11 +325,11 @@ def _other_routes(router: APIRouter) -> None:
         with services.sessions.begin() as session:
             return _token_view(revoke_token(session, token_id, principal.actor, body.reason))
 
-    @router.post("/keys/rotate-online", **_scope("admin"))
-    async def rotate_online(
-        body: Reason, services: ServicesDep, principal: Admin
-    ) -> dict[str, Any]:
-        return await services.rotate_online_keys(principal.actor, body.reason)
+    @router.post("/resign", **_scope("publish"))
+    async def resign(body: Reason, services: ServicesDep, principal: Publisher) -> dict[str, Any]:
+        """Re-sign every published channel with the key directory's current online keys (after
+        an online-key rotation done offline and exported to this server)."""
+        return await services.resign_channels(principal.actor, body.reason)
 
     @router.get("/audit", **_scope("read"))
     def audit(
@@ -342,10 +342,12 @@ def _other_routes(router: APIRouter) -> None:
             entries = list_audit(session, target_prefix=target, limit=limit)
             return [_audit_view(entry) for entry in entries]
 
-    @router.post("/observations", status_code=201, **_scope("write"))
+    @router.post("/observations", status_code=201, **_scope("publish"))
     def observe(
-        body: ObservationCreate, services: ServicesDep, principal: Writer
+        body: ObservationCreate, services: ServicesDep, principal: Publisher
     ) -> dict[str, Any]:
+        """Record a chain the monitor saw. A record for alerts and dashboards only: safe
+        publishing never takes it as proof of the live chain."""
         pins = [channels.normal_pin(pin) for pin in body.pins]
         with services.sessions.begin() as session:
             row = record_observation(session, body.host, body.port, pins, "api", principal.actor)

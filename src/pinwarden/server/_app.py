@@ -136,31 +136,32 @@ class Services:
         if self.store.put_pinset(outcome.channel, served):
             self.broker.announce(outcome.channel, outcome.document.version)
 
-    async def rotate_online_keys(self, actor: str, reason: str | None) -> dict[str, Any]:
-        """Keyring N+1 with new online keys, then every published pin set signed again with them.
+    async def resign_channels(self, actor: str, reason: str | None) -> dict[str, Any]:
+        """Sign the published rules of every channel again, as new versions, with the current
+        online keys of the key directory.
 
-        Clients walk their keyring to N+1 (it is signed by the root keys they trust) and accept
-        the re-signed pin sets; the rules they enforce do not change.
+        The step after an online-key rotation done offline and exported here: clients walk their
+        keyring to N+1 (signed by the root keys they trust, offline) and accept the re-signed pin
+        sets; the rules they enforce do not change. The server signs pin sets only; it cannot
+        make a keyring.
         """
         signer = self.signer
         if signer is None:
-            raise ConflictError("this server has no signing key unlocked; it cannot rotate keys")
+            raise ConflictError("this server has no signing key unlocked; it cannot sign")
 
-        def rotate() -> tuple[int, bytes, list[PublishOutcome]]:
-            keyring = signer.rotate_online()
+        def resign() -> tuple[int, bytes, list[PublishOutcome]]:
+            keyring = signer.current()
             with self.sessions.begin() as session:
                 sync_keyrings(session, self.config.key_dir)
-                record(
-                    session, actor, "keys.rotate-online", f"keyring:{keyring.version}", {}, reason
-                )
+                record(session, actor, "resign-all", f"keyring:{keyring.version}", {}, reason)
                 self.announce(session, "", 0)  # other replicas load the new keyring
                 body = session.get_one(KeyringRecord, keyring.version).body
                 names = [channel.name for channel in list_channels(session)]
-            why = reason or f"online keys rotated: keyring v{keyring.version}"
+            why = reason or f"re-signed under keyring v{keyring.version}"
             resigned = [self.publisher.resign(name, actor, reason=why) for name in names]
             return keyring.version, body, [outcome for outcome in resigned if outcome]
 
-        version, body, outcomes = await run_in_threadpool(rotate)
+        version, body, outcomes = await run_in_threadpool(resign)
         self.store.put_keyring(version, body)
         for outcome in outcomes:
             self._serve(outcome)

@@ -15,11 +15,14 @@ __all__ = ["DataDirectory", "ServerConfig"]
 
 
 class DataDirectory:
-    """``DIR/pinwarden.db`` (SQLite), ``DIR/keys/`` (the key directory), ``DIR/server.json``.
+    """``DIR/pinwarden.db`` (SQLite), ``DIR/keys/`` (the server key directory: keyrings and online
+    keys, never a root key), ``DIR/server.json``.
 
     ``server.json`` records a database URL given to ``pinwarden init`` so ``serve`` needs only
     ``--data``. ``DIR/passphrase`` exists only where ``pinwarden quickstart`` (``make run``) made a
     development passphrase; production passes ``--passphrase-env`` or ``--passphrase-file``.
+    ``DIR/offline-root-keys/`` exists only where ``init`` made the root keys for development; the
+    server never reads it, and it belongs off the server.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -32,6 +35,10 @@ class DataDirectory:
     @property
     def key_dir(self) -> Path:
         return self.path / "keys"
+
+    @property
+    def development_root_key_dir(self) -> Path:
+        return self.path / "offline-root-keys"
 
     @property
     def settings_file(self) -> Path:

@@ -1,8 +1,11 @@
-"""The chain a pinned host serves now: the monitor's latest observation, or a fresh connection.
+"""The chain a pinned host serves now: a fresh connection from this server.
 
 Safe publishing compares rules with this chain (design brief, "Safe rotation"). The chain is the
 *verified* one, after normal CA and hostname validation (client rule 1), so the comparison sees
-what clients will see.
+what clients will see. Each connection is recorded as an observation (source ``SERVER_CONNECTION``);
+when the host cannot be reached, the newest such observation may stand in for it. Observations
+posted through the admin API (source ``"api"``, the monitor's) are records only, never proof: a
+token holder could post any chain.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pinwarden.server._errors import NotFoundError, ValidationError
 from pinwarden.server._models import Observation, utc_now
 
 __all__ = [
+    "SERVER_CONNECTION",
     "LiveChain",
     "ProbeTarget",
     "connect_and_read_pins",
@@ -33,6 +37,10 @@ __all__ = [
     "probe_target",
     "record_observation",
 ]
+
+
+# The source of observations made by this server's own connections.
+SERVER_CONNECTION = "publish-check"
 
 
 @dataclass(frozen=True)
@@ -51,16 +59,20 @@ class LiveChain:
     target: ProbeTarget
     pins: tuple[str, ...]
     seen_at: datetime
-    source: str  # "observation" or "connection"
+    source: str  # "connection", or "observation" (this server's, when a connection failed)
+    fallback: str | None = None  # why an observation stands in for a connection
 
     def view(self) -> dict[str, Any]:
-        return {
+        view: dict[str, Any] = {
             "host": self.target.server_name,
             "port": self.target.port,
             "pins": list(self.pins),
             "seen_at": self.seen_at.isoformat(),
             "source": self.source,
         }
+        if self.fallback is not None:
+            view["fallback"] = self.fallback
+        return view
 
 
 def probe_target(pattern: str, probe_host: str | None, probe_port: int) -> ProbeTarget:
@@ -99,12 +111,17 @@ def connect_and_read_pins(
 
 
 def latest_observation(
-    session: Session, target: ProbeTarget, max_age: timedelta
+    session: Session, target: ProbeTarget, max_age: timedelta, *, source: str
 ) -> LiveChain | None:
-    """The newest observation of the target's host and port, if younger than ``max_age``."""
+    """The newest observation of the target's host and port from ``source``, if younger than
+    ``max_age``."""
     row = session.scalar(
         select(Observation)
-        .where(Observation.host == target.server_name, Observation.port == target.port)
+        .where(
+            Observation.host == target.server_name,
+            Observation.port == target.port,
+            Observation.source == source,
+        )
         .order_by(Observation.seen_at.desc(), Observation.id.desc())
         .limit(1)
     )

@@ -9,8 +9,9 @@ version's rules: it republishes them as a new, higher version (versions only inc
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from pinwarden.server._errors import (
     ValidationError,
 )
 from pinwarden.server._livechain import (
+    SERVER_CONNECTION,
     LiveChain,
     connect_and_read_pins,
     latest_observation,
@@ -110,7 +112,12 @@ class PublishOutcome:
 
 
 class LiveChainSource:
-    """Looks up a rule's live chain: a recent observation, else a fresh TLS connection."""
+    """Looks up a rule's live chain: a fresh TLS connection from this server.
+
+    Only when the host cannot be reached (a network failure, not a failed certificate check) does
+    the newest chain this server itself saw, younger than ``max_age``, stand in, and the result
+    says so (``fallback``). An observation posted through the admin API never does.
+    """
 
     def __init__(
         self,
@@ -125,14 +132,23 @@ class LiveChainSource:
 
     def lookup(self, rule: dict[str, Any]) -> LiveChain:
         target = probe_target(rule["pattern"], rule.get("probe_host"), rule.get("probe_port", 443))
-        with self._sessions.begin() as session:
-            seen = latest_observation(session, target, self._max_age)
-        if seen is not None:
-            return seen
-        pins = connect_and_read_pins(target, cafile=self._cafile, timeout=self._timeout)
+        try:
+            pins = connect_and_read_pins(target, cafile=self._cafile, timeout=self._timeout)
+        except ssl.SSLError:
+            raise  # the host answered with a chain clients would refuse: no stand-in
+        except OSError as error:
+            with self._sessions.begin() as session:
+                seen = latest_observation(session, target, self._max_age, source=SERVER_CONNECTION)
+            if seen is None:
+                raise
+            return replace(
+                seen,
+                fallback=f"the live connection failed ({error}); this server's own "
+                f"observation from {seen.seen_at.isoformat()} stands in for it",
+            )
         with self._sessions.begin() as session:
             row = record_observation(
-                session, target.server_name, target.port, list(pins), "publish-check", "publish"
+                session, target.server_name, target.port, list(pins), SERVER_CONNECTION, "publish"
             )
             seen_at = row.seen_at
         return LiveChain(target, pins, seen_at, "connection")
@@ -384,6 +400,9 @@ class Publisher:
                     "changes": outcome.changes,
                     "forced": outcome.forced,
                     "overridden_problems": outcome.problems,
+                    "live_chains": {
+                        check.pattern: check.live.view() for check in outcome.checks if check.live
+                    },
                 },
                 reason,
             )

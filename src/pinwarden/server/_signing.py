@@ -1,9 +1,12 @@
-"""Signing pin sets with the key directory's online keys, and mirroring keyrings into the database.
+"""Signing pin sets with the online keys of the server's key directory; mirroring its keyrings.
 
-The private keys stay in the key directory, encrypted with the passphrase
-(``pinwarden.document.KeyDirectory``); the server decrypts the online keys once at start and keeps
-them in memory only. The database holds the signed keyrings (served to clients walking their
-keyring forward) and a record of each public key.
+The server's key directory is an ``OnlineKeyDirectory``: the signed keyrings and the online keys,
+encrypted with the passphrase, copied there from the offline key directory by
+``pinwarden keys export-online``. The root keys never reach the server (design brief, "Signed
+document"): nothing here can read one, and a key directory holding one is refused, so taking the
+server never yields the root threshold that makes keyrings. The server decrypts the online keys
+at start and keeps them in memory only. The database holds the signed keyrings (served to clients
+walking their keyring forward) and a record of each public key.
 """
 
 from __future__ import annotations
@@ -15,18 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pinwarden.document import (
-    KeyDirectory,
     Keyring,
+    KeyStoreError,
     PinSet,
     PinSetRule,
     SigningKey,
     load_keyring,
     sign_pinset,
 )
+from pinwarden.document._keydir import OnlineKeyDirectory
 from pinwarden.server._models import KeyringRecord, SigningKeyRecord, utc_now
 from pinwarden.server._publish import PinSetDraft, SignedPinSet
 
-__all__ = ["KeyDirectorySigner", "pinset_of", "sync_keyrings"]
+__all__ = ["KeyDirectorySigner", "pinset_of", "refuse_root_keys", "sync_keyrings"]
 
 
 def pinset_of(draft: PinSetDraft, keyring_version: int) -> PinSet:
@@ -47,27 +51,46 @@ def pinset_of(draft: PinSetDraft, keyring_version: int) -> PinSet:
     )
 
 
+def refuse_root_keys(directory: OnlineKeyDirectory) -> None:
+    """Raise ``KeyStoreError`` if the server's key directory holds a root key (by file name)."""
+    found = directory.root_key_files()
+    if found:
+        raise KeyStoreError(
+            f"{directory.path} holds root private keys ({', '.join(path.name for path in found)}): "
+            "a server must never hold them. Move that directory to an offline machine and give "
+            f"the server only the online keys: pinwarden keys export-online --dir OFFLINE "
+            f"--to {directory.path}"
+        )
+
+
 class KeyDirectorySigner:
-    """Signs with the online keys of the key directory's current keyring.
+    """Signs with the online keys of the server key directory's current keyring.
 
     Before each signature it checks the directory's keyring version (one small file read) and, if
-    the keyring was rotated (``pinwarden keys …``, another replica, or ``rotate_online``), unlocks
-    the new online keys: a pin set is never signed with keys the current keyring has dropped.
+    the keyring was rotated (offline, then ``pinwarden keys export-online`` here), unlocks the new
+    online keys: a pin set is never signed with keys the current keyring has dropped. It refuses
+    a directory that holds a root key, at start and at each keyring change.
     """
 
     def __init__(self, key_dir: Path, passphrase: bytes) -> None:
-        self._directory = KeyDirectory(key_dir)
+        self._directory = OnlineKeyDirectory(key_dir)
         self._passphrase = passphrase
         self._lock = threading.Lock()
-        self.keyring: Keyring = self._directory.current_keyring()
-        self._signers = self._directory.online_signers(passphrase)
+        self.keyring, self._signers = self._unlock()
+
+    def _unlock(self) -> tuple[Keyring, list[SigningKey]]:
+        keyring = self._directory.current_keyring()
+        refuse_root_keys(self._directory)
+        return keyring, self._directory.online_signers(self._passphrase)
+
+    def current(self) -> Keyring:
+        """The key directory's current keyring; its online keys unlocked if it changed."""
+        return self._current()[0]
 
     def _current(self) -> tuple[Keyring, list[SigningKey]]:
         with self._lock:
-            keyring = self._directory.current_keyring()
-            if keyring.version != self.keyring.version:
-                self._signers = self._directory.online_signers(self._passphrase)
-                self.keyring = keyring
+            if self._directory.current_keyring().version != self.keyring.version:
+                self.keyring, self._signers = self._unlock()
             return self.keyring, self._signers
 
     def sign_pinset(self, draft: PinSetDraft) -> SignedPinSet:
@@ -78,21 +101,14 @@ class KeyDirectorySigner:
     def record_keyrings(self, session: Session) -> None:
         sync_keyrings(session, self._directory.path)
 
-    def rotate_online(self) -> Keyring:
-        """Keyring N+1 with new online keys (signed by the root keys in the directory)."""
-        with self._lock:
-            self.keyring = self._directory.rotate_online(self._passphrase)
-            self._signers = self._directory.online_signers(self._passphrase)
-            return self.keyring
-
 
 def sync_keyrings(session: Session, key_dir: Path) -> Keyring:
     """Copy every keyring version of the key directory into the database; record its keys.
 
-    Idempotent: run at ``init`` and at every start, so a keyring rotated offline with the key
-    commands is served once the server restarts.
+    Idempotent: run at ``init``, at every start and before each signature, so a keyring rotated
+    offline and exported here is served from the first pin set that names it.
     """
-    directory = KeyDirectory(key_dir)
+    directory = OnlineKeyDirectory(key_dir)
     current = directory.current_keyring()
     stored = set(session.scalars(select(KeyringRecord.version)))
     for version in range(1, current.version + 1):
