@@ -5,6 +5,7 @@ PYTHON ?= python3
 PYTHON_313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3))
 VENV := .venv
 VENV_313 := .venv-3.13
+VENV_MITM := .venv-mitm
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA ?= var/pinwarden
@@ -23,6 +24,15 @@ $(VENV_313)/.installed: pyproject.toml
 	$(VENV_313)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# A real interception proxy for the MitM tests; where it cannot be installed they skip, saying why.
+$(VENV_MITM)/.installed: pyproject.toml
+ifeq ($(PYTHON_313),)
+	@echo "SKIPPED: mitmproxy needs Python >= 3.12 and none was found; the MitM tests will skip"
+else
+	@($(PYTHON_313) -m venv $(VENV_MITM) && $(VENV_MITM)/bin/pip install --quiet -e '.[mitm]' \
+	  && touch $@) || echo "mitmproxy could not be installed; the MitM tests will skip"
+endif
+
 # The pin server on SQLite with nothing to configure: init on first run (a development passphrase
 # in $(DATA)/passphrase, mode 0600), then serve. docs/server.md has the production set-up.
 run: $(VENV)/.installed
@@ -30,7 +40,7 @@ run: $(VENV)/.installed
 
 test: test-main test-313
 
-test-main: $(VENV)/.installed
+test-main: $(VENV)/.installed $(VENV_MITM)/.installed
 	$(VENV)/bin/python -m pytest -q
 
 test-313:
@@ -38,7 +48,7 @@ ifeq ($(PYTHON_313),)
 	@echo "SKIPPED: client tests on Python 3.13: no Python 3.13 found (set PYTHON_313=/path/to/python3.13)"
 else
 	$(MAKE) $(VENV_313)/.installed
-	$(VENV_313)/bin/python -m pytest -q tests/client tests/core
+	$(VENV_313)/bin/python -m pytest -q tests/core tests/client tests/dynamic tests/document
 endif
 
 lint: $(VENV)/.installed
@@ -49,4 +59,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/client_overhead.py
 
 clean:
-	rm -rf $(VENV) $(VENV_313)
+	rm -rf $(VENV) $(VENV_313) $(VENV_MITM)

@@ -153,12 +153,13 @@ async def _fetch_asyncio(source: PinSource, cafile: str, url: str, proxy: str | 
     host, port = parts.hostname or "", parts.port or 443
     context = pinned_context(source, cafile=cafile)
     if proxy:
-        proxy_parts = urlsplit(proxy)
-        reader, writer = await asyncio.open_connection(proxy_parts.hostname, proxy_parts.port)
-        writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        reply = await reader.readuntil(b"\r\n\r\n")
-        assert reply.startswith(b"HTTP/1.1 200"), reply
-        await writer.start_tls(context, server_hostname=host)
+        # The tunnel is set up blocking, then asyncio runs TLS over it (StreamWriter.start_tls
+        # would need Python 3.11).
+        tunnel = await asyncio.to_thread(open_tunnel, proxy, host, port)
+        tunnel.setblocking(False)
+        reader, writer = await asyncio.open_connection(
+            sock=tunnel, ssl=context, server_hostname=host
+        )
     else:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname=host

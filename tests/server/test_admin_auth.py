@@ -7,6 +7,8 @@ auth makes this test fail.
 from __future__ import annotations
 
 import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -116,3 +118,64 @@ def test_the_public_routes_need_no_token(live_server: LiveServer) -> None:
         assert client.get("/healthz").status_code == 200
         assert client.get("/metrics").status_code == 200
         assert client.get("/v1/channels/none/pinset").status_code == 404
+
+
+def _raw_post(server: LiveServer, path: str, headers: dict[str, str], body: bytes) -> str:
+    """Send a request head (and ``body``, maybe less than it declares); the response head.
+
+    Bounded: a server that waits for the rest of the body times the read out (the test fails).
+    """
+    host, port = server.url.removeprefix("http://").split(":")
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.decode("latin-1")
+
+
+_HUGE = {"content-type": "application/json", "content-length": str(300 * 1024 * 1024)}
+
+
+def test_no_token_is_401_before_the_body_is_read(live_server: LiveServer) -> None:
+    # 300 MB declared, 9 bytes sent: the answer comes without the rest of the body.
+    head = _raw_post(live_server, "/v1/admin/tokens", _HUGE, b"{not json")
+    assert head.startswith("HTTP/1.1 401") and "www-authenticate: bearer" in head.lower()
+    with httpx.Client(base_url=live_server.url, timeout=30) as client:
+        malformed = client.post(
+            "/v1/admin/tokens", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 401  # not 422: nothing about the route leaks
+        with_token = client.post(
+            "/v1/admin/tokens",
+            content=b"{not json",
+            headers={
+                "content-type": "application/json",
+                "authorization": f"Bearer {live_server.admin_token}",
+            },
+        )
+        assert with_token.status_code == 422  # the twin: past the gate, the body is parsed
+        assert client.get("/v1/admin/docs").status_code == 200  # the description stays public
+
+
+def test_an_oversized_admin_body_is_413(live_server: LiveServer) -> None:
+    token = {"authorization": f"Bearer {live_server.admin_token}"}
+    head = _raw_post(live_server, "/v1/admin/channels", {**_HUGE, **token}, b"{")
+    assert head.startswith("HTTP/1.1 413")
+
+    def streamed(size: int) -> Iterator[bytes]:  # no Content-Length: the cap holds while streaming
+        yield b'{"name": "big", "description": "'
+        yield b"x" * size
+        yield b'"}'
+
+    json_body = {"content-type": "application/json"}
+    with live_server.client() as client:
+        too_big = client.post("/v1/admin/channels", content=streamed(64 * 1024), headers=json_body)
+        assert too_big.status_code == 413
+        fits = client.post("/v1/admin/channels", content=streamed(60 * 1024), headers=json_body)
+        assert fits.status_code == 201, fits.text[:300]  # the twin, just under the cap
+        assert client.get("/v1/admin/channels").json()[0]["name"] == "big"

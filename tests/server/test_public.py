@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,8 @@ from server_harness import LiveServer, SSEListener, run_uvicorn_in_thread, wait_
 
 from pinwarden.document import load_keyring, verify_pinset
 from pinwarden.server import ServerConfig, create_app
+from pinwarden.server._models import ViolationReport
+from pinwarden.server._ratelimit import RateLimiter
 
 CHANNEL = "com.example.app/prod"
 
@@ -276,3 +280,79 @@ def test_a_publish_through_another_server_on_the_same_sqlite_file_is_pushed(
         assert refused.status_code == 409 and "cannot publish" in refused.json()["error"]
     finally:
         stop()
+
+
+def test_event_streams_are_capped_in_total_and_per_client_address(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory(sse_max_streams=3, sse_max_streams_per_client=2)
+    _disabled_channel(server)
+    url = f"{server.url}/v1/channels/{CHANNEL}/events"
+    with contextlib.ExitStack() as streams:
+
+        def open_from(address: str) -> httpx.Response:
+            transport = httpx.HTTPTransport(local_address=address)
+            client = streams.enter_context(httpx.Client(transport=transport, timeout=10))
+            return streams.enter_context(client.stream("GET", url))
+
+        held = [open_from("127.0.0.1"), open_from("127.0.0.1")]
+        assert [response.status_code for response in held] == [200, 200]
+        per_client = open_from("127.0.0.1")  # this address holds its two
+        assert per_client.status_code == 503 and per_client.headers["retry-after"] == "30"
+        assert open_from("127.0.0.2").status_code == 200  # another address: the third stream
+        assert open_from("127.0.0.3").status_code == 503  # three in all
+        assert server.services.broker.subscriber_count == 3
+        held[0].close()
+        wait_until(lambda: server.services.broker.subscriber_count == 2, 10, "a stream released")
+        assert open_from("127.0.0.1").status_code == 200  # the twin: a freed slot is taken
+    metrics = httpx.get(f"{server.url}/metrics").text.splitlines()
+    assert "pinwarden_sse_refused_total 2" in metrics
+
+
+def _post_report_from(server: LiveServer, address: str, **members: object) -> int:
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        return client.post(f"{server.url}/v1/reports", json={**REPORT, **members}).status_code
+
+
+def test_reports_are_rate_limited_for_all_clients_together(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory(report_burst=10, report_total_burst=3, report_total_per_minute=1)
+    addresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert [_post_report_from(server, address) for address in addresses] == [202, 202, 202, 429]
+    with server.client() as client:
+        assert len(client.get("/v1/admin/reports").json()) == 3
+
+
+def test_the_rate_limiter_refills_both_buckets() -> None:
+    limiter = RateLimiter(2, 60.0, total_burst=3, total_per_minute=60.0)
+    assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]
+    assert limiter.allow("b", now=0.0)  # the shared bucket's third token
+    assert not limiter.allow("c", now=0.0)  # a fresh address, but the shared bucket is empty
+    assert limiter.allow("c", now=1.0)  # a second later: one token each
+    assert limiter.retry_after() == 1
+
+
+def test_report_rows_are_bounded_and_the_counts_stay(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory(report_max_rows=3, report_max_age=timedelta(days=30))
+
+    def post(version: str) -> None:
+        assert _post_report_from(server, "127.0.0.1", **{"app-version": version}) == 202
+
+    for version in ("1", "2", "3", "4"):
+        post(version)
+    with server.services.sessions.begin() as session:  # a newer row, but received long ago
+        old = ViolationReport(client="192.0.2.9", hostname="old.example.test", payload={})
+        old.received_at = datetime.now(timezone.utc) - timedelta(days=31)
+        session.add(old)
+    post("5")
+    with server.client() as client:
+        kept = [row.get("app-version") for row in client.get("/v1/admin/reports").json()]
+        summary = client.get("/v1/admin/reports/summary").json()
+    # The newest three ids are 4, the old row and 5; the old row is past the age bound.
+    assert kept == ["5", "4"]
+    assert sum(row["count"] for row in summary) == 5  # counted when they arrived: they stay
+    assert {row["app_version"] for row in summary} == {"1", "2", "3", "4", "5"}

@@ -366,3 +366,41 @@ def test_a_keyring_rotated_offline_is_used_and_served_at_the_next_publish(
     assert fetched.status_code == 200  # served as soon as a pin set names it
     walked = walk_keyrings(shipped, lambda version: fetched.content, 2)
     assert verify_pinset(raw, keyring=walked).keyring_version == 2
+
+
+def test_dropping_a_published_rule_is_refused_unless_forced(live_server: LiveServer) -> None:
+    """Turning pinning off is a signed ``disabled`` rule, not an absence (design brief)."""
+    rules = f"/v1/admin/channels/{CHANNEL}/rules"
+    with live_server.client() as client:
+        client.post("/v1/admin/channels", json={"name": CHANNEL})
+        for host in ("a.example.test", "b.example.test"):
+            client.post(rules, json={"pattern": host, "mode": "disabled"})
+        assert _publish(live_server).status_code == 200
+        assert client.delete(f"{rules}/b.example.test").status_code == 200
+        refused = _publish(live_server)
+        assert refused.status_code == 409
+        assert "'disabled'" in refused.json()["error"]
+        assert refused.json()["problems"][0]["pattern"] == "b.example.test"
+        dry = _publish(live_server, dry_run=True).json()
+        assert not dry["safe"] and dry["changes"][0]["change"] == "removed"
+        forced = _publish(live_server, force=True, reason="CHG-9: host decommissioned")
+        assert forced.status_code == 200 and forced.json()["forced"]
+        entry = client.get("/v1/admin/audit", params={"target": f"channel:{CHANNEL}"}).json()[0]
+    assert entry["reason"] == "CHG-9: host decommissioned"
+    assert "removed" in entry["detail"]["overridden_problems"][0]["problems"][0]
+    assert [rule.pattern for rule in _served(live_server).rules] == ["a.example.test"]
+
+
+def test_rollback_to_a_version_without_a_published_rule_is_refused(
+    live_server: LiveServer,
+) -> None:
+    rules = f"/v1/admin/channels/{CHANNEL}/rules"
+    with live_server.client() as client:
+        client.post("/v1/admin/channels", json={"name": CHANNEL})
+        client.post(rules, json={"pattern": "a.example.test", "mode": "disabled"})
+        assert _publish(live_server).status_code == 200
+        client.post(rules, json={"pattern": "b.example.test", "mode": "disabled"})
+        assert _publish(live_server).status_code == 200
+        rollback = f"/v1/admin/channels/{CHANNEL}/rollback"
+        assert client.post(rollback, json={"to_version": 1}).status_code == 409
+        assert client.post(rollback, json={"to_version": 2}).status_code == 200  # the twin

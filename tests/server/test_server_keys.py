@@ -131,3 +131,19 @@ def test_re_signing_after_an_offline_rotation_decrypts_online_keys_only(
     assert resigned.status_code == 200 and resigned.json()["keyring_version"] == 2
     onlines = {key.kid for key in load_keyring(initialized.keyring_path.read_bytes()).online_keys}
     assert decrypted_kids and set(decrypted_kids) == onlines
+
+
+def test_a_running_server_refuses_to_sign_once_a_root_key_appears(
+    live_server: LiveServer,
+) -> None:
+    initialized = live_server.initialized
+    assert initialized.rotate_online_offline() == 2
+    offline = KeyDirectory(initialized.offline_key_dir)
+    root = offline.current_keyring().root_keys[0].kid
+    shutil.copy(offline.path / "keys" / f"{root}.pem", initialized.data.key_dir / "keys")
+    with live_server.client() as client:
+        refused = client.post("/v1/admin/resign", json={})
+        assert refused.status_code == 503 and "root private keys" in refused.json()["error"]
+        (initialized.data.key_dir / "keys" / f"{root}.pem").unlink()
+        accepted = client.post("/v1/admin/resign", json={})  # the twin
+    assert accepted.status_code == 200 and accepted.json()["keyring_version"] == 2

@@ -20,7 +20,9 @@ from pinwarden.server._models import (
     ImmutableRowError,
     PublishedDocument,
     Token,
+    ViolationReport,
 )
+from pinwarden.server._reports import ReportRetention, store_report, summarize_reports
 from pinwarden.server._tokens import authenticate, create_token, revoke_token
 
 
@@ -146,3 +148,28 @@ def test_tokens_are_stored_hashed_and_checked(engine: Engine) -> None:
         revoke_token(session, row.token_id, "test", "rotated")
     with sessions() as session, pytest.raises(AuthError, match="revoked"):
         authenticate(session, token)
+
+
+def test_report_counts_are_backfilled_then_counted_past_pruning(engine: Engine) -> None:
+    """Migration 0002 counts the reports stored before it; then each stored report is counted
+    by the upsert, whatever the retention prunes."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        for _ in range(2):
+            session.add(ViolationReport(client="c", hostname="a.test", app_id="app", payload={}))
+    upgrade_database(engine)
+    report = {"hostname": "a.test", "app-id": "app"}
+    for _ in range(3):
+        with sessions.begin() as session:
+            store_report(session, report, "c", ReportRetention(max_rows=1))
+    with sessions() as session:
+        summary = summarize_reports(session)
+        rows = session.scalars(select(ViolationReport)).all()
+    assert [(row["hostname"], row["app_id"], row["noted_hostname"]) for row in summary] == [
+        ("a.test", "app", None)
+    ]
+    assert summary[0]["count"] == 5 and len(rows) == 1

@@ -21,8 +21,8 @@ from pinwarden.document import (
     KeyDirectory,
     Keyring,
     KeyStoreError,
+    OnlineKeyDirectory,
 )
-from pinwarden.document._keydir import OnlineKeyDirectory
 
 
 def register(subparsers: Any) -> None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,27 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="… and this private key (PEM)")
     parser.add_argument("--heartbeat", type=float, default=15.0, help="SSE heartbeat, seconds")
     parser.add_argument("--poll", type=float, default=2.0, help="SQLite reload interval, seconds")
+    parser.add_argument(
+        "--sse-max-streams", type=int, default=10_000, help="open event streams in all (10000)"
+    )
+    parser.add_argument(
+        "--sse-max-streams-per-client",
+        type=int,
+        default=50,
+        help="open event streams per client address (50)",
+    )
+    parser.add_argument(
+        "--report-total-per-minute",
+        type=float,
+        default=600.0,
+        help="violation reports per minute from all clients together (600)",
+    )
+    parser.add_argument(
+        "--report-max-rows", type=int, default=100_000, help="report rows kept, newest (100000)"
+    )
+    parser.add_argument(
+        "--report-max-age-days", type=int, default=90, help="report rows kept, days (90)"
+    )
 
 
 def _initialize(
@@ -212,6 +234,11 @@ def _config(
         ca_file=args.ca_file,
         heartbeat_seconds=args.heartbeat,
         poll_seconds=args.poll,
+        sse_max_streams=args.sse_max_streams,
+        sse_max_streams_per_client=args.sse_max_streams_per_client,
+        report_total_per_minute=args.report_total_per_minute,
+        report_max_rows=args.report_max_rows,
+        report_max_age=timedelta(days=args.report_max_age_days),
     )
 
 

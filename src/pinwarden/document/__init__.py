@@ -13,8 +13,9 @@ Client side::
     keyring = walk_keyrings(keyring, fetch_keyring, hint.keyring_version, now=now)
     pinset = verify_pinset(raw, keyring=keyring, min_version=stored_floor, now=now)
 
-Server side: ``KeyDirectory(path).init(passphrase)``, then
-``sign_pinset(pinset, directory.online_signers(passphrase))``.
+Offline (root keys): ``KeyDirectory(path).init(passphrase)``, then ``export_online`` of the
+keyrings and online keys to the server. Server side (never a root key):
+``sign_pinset(pinset, OnlineKeyDirectory(path).online_signers(passphrase))``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pinwarden.document._errors import (
     SignatureError,
     SizeError,
 )
-from pinwarden.document._keydir import DEFAULT_KEYRING_LIFETIME, KeyDirectory
+from pinwarden.document._keydir import DEFAULT_KEYRING_LIFETIME, KeyDirectory, OnlineKeyDirectory
 from pinwarden.document._keys import ALGORITHMS, KeyringKey, SigningKey
 from pinwarden.document._limits import (
     MAX_KEYRING_BYTES,
@@ -69,6 +70,7 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "KeyringKey",
+    "OnlineKeyDirectory",
     "PinSet",
     "PinSetRule",
     "RollbackError",

@@ -2,7 +2,8 @@
 
 Every route needs a bearer token with a scope, named in the OpenAPI operation as
 ``x-required-scope`` (read, write, publish or admin; admin holds them all). A missing or wrong
-token is 401, a token without the scope 403. Every change is audited by the service it calls.
+token is 401 (from ``AdminGate``, before the body is read), a token without the scope 403. Every
+change is audited by the service it calls.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from pinwarden.document import KeyStoreError
 from pinwarden.server import _channels as channels
+from pinwarden.server._admin_gate import authenticated_principal
 from pinwarden.server._audit import list_audit
 from pinwarden.server._errors import AuthError, ServerError, UnsafePublishError
 from pinwarden.server._livechain import list_observations, record_observation
@@ -25,7 +28,6 @@ from pinwarden.server._publish import history
 from pinwarden.server._reports import list_reports, summarize_reports
 from pinwarden.server._tokens import (
     Principal,
-    authenticate,
     create_token,
     list_tokens,
     revoke_token,
@@ -46,10 +48,11 @@ def _services(request: Request) -> Services:
 def _principal_with(scope: str) -> Callable[..., Principal]:
     def dependency(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Principal:
-        with _services(request).sessions() as session:
-            principal = authenticate(session, credentials.credentials if credentials else None)
+        """The token was authenticated by ``AdminGate`` before the body was read; the
+        ``Security`` parameter declares the bearer scheme in the OpenAPI document."""
+        principal = authenticated_principal(request.scope)
         principal.require(scope)
         return principal
 
@@ -401,6 +404,12 @@ def build_admin_api(services: Services) -> FastAPI:
     async def server_error(request: Request, error: ServerError) -> JSONResponse:
         headers = {"www-authenticate": "Bearer"} if isinstance(error, AuthError) else None
         return JSONResponse(_error_body(error), status_code=error.status, headers=headers)
+
+    @api.exception_handler(KeyStoreError)
+    async def key_store(request: Request, error: KeyStoreError) -> JSONResponse:
+        # E.g. a keyring exported here names online keys the passphrase does not open, or the
+        # key directory holds a root key: nothing is signed.
+        return JSONResponse({"error": f"cannot sign: {error}"}, status_code=503)
 
     @api.exception_handler(IntegrityError)
     async def conflict(request: Request, error: IntegrityError) -> JSONResponse:

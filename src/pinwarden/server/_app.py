@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount, Router
 
 from pinwarden.server._admin_api import build_admin_api
+from pinwarden.server._admin_gate import AdminGate
 from pinwarden.server._audit import record
 from pinwarden.server._channels import list_channels
 from pinwarden.server._config import ServerConfig
@@ -28,7 +29,8 @@ from pinwarden.server._metrics import Metrics
 from pinwarden.server._models import KeyringRecord
 from pinwarden.server._public import PublicEndpoints
 from pinwarden.server._publish import LiveChainSource, Publisher, PublishOutcome
-from pinwarden.server._reports import RateLimiter, store_report
+from pinwarden.server._ratelimit import RateLimiter
+from pinwarden.server._reports import ReportRetention, store_report
 from pinwarden.server._signing import KeyDirectorySigner, sync_keyrings
 from pinwarden.server._store import PublishedStore
 from pinwarden.server._sync import (
@@ -51,7 +53,10 @@ class Services:
         self.engine = make_engine(config.database_url)
         self.sessions = make_session_factory(self.engine)
         self.store = PublishedStore()
-        self.broker = EventBroker()
+        self.broker = EventBroker(
+            max_streams=config.sse_max_streams,
+            max_streams_per_client=config.sse_max_streams_per_client,
+        )
         self.metrics = Metrics()
         self.database_up = True
         self.signer = (
@@ -83,7 +88,13 @@ class Services:
             self.database_state,
             poll_seconds=config.poll_seconds,
         )
-        self.limiter = RateLimiter(config.report_burst, config.report_per_minute)
+        self.limiter = RateLimiter(
+            config.report_burst,
+            config.report_per_minute,
+            total_burst=config.report_total_burst,
+            total_per_minute=config.report_total_per_minute,
+        )
+        self.report_retention = ReportRetention(config.report_max_rows, config.report_max_age)
         self.metrics.add_gauge(
             "pinwarden_published_version",
             "Version of the pin set served, per channel.",
@@ -109,7 +120,7 @@ class Services:
 
     def save_report(self, report: dict[str, Any], client: str) -> None:
         with self.sessions.begin() as session:
-            store_report(session, report, client)
+            store_report(session, report, client, self.report_retention)
 
     async def run_publish(
         self, operation: Callable[..., PublishOutcome], *args: Any, **kwargs: Any
@@ -202,7 +213,15 @@ def create_app(config: ServerConfig) -> PinServerApp:
 
     return PinServerApp(
         services,
-        routes=[*public.routes(), Mount("/v1/admin", app=build_admin_api(services))],
+        routes=[
+            *public.routes(),
+            Mount(
+                "/v1/admin",
+                app=AdminGate(
+                    build_admin_api(services), services.sessions, services.database_state
+                ),
+            ),
+        ],
         lifespan=lifespan,
     )
 

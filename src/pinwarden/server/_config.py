@@ -78,7 +78,12 @@ class ServerConfig:
     """Settings of one server process.
 
     ``passphrase`` unlocks the online signing key; a replica without it serves and pushes but does
-    not publish. ``ca_file`` adds trust anchors for the live-chain checks of safe publishing.
+    not publish. ``ca_file`` adds trust anchors for the live-chain checks of safe publishing;
+    ``observation_max_age`` bounds how old this server's own observation may be to stand in for a
+    host it cannot reach. Reports: ``report_burst``/``report_per_minute`` per client address,
+    ``report_total_*`` for all clients, and the rows kept (``report_max_rows`` newest, none older
+    than ``report_max_age``). Event streams: ``sse_max_streams`` in all,
+    ``sse_max_streams_per_client`` per client address.
     """
 
     database_url: str
@@ -92,6 +97,12 @@ class ServerConfig:
     poll_seconds: float = 2.0
     report_burst: int = 20
     report_per_minute: float = 20.0
+    report_total_burst: int = 200
+    report_total_per_minute: float = 600.0
+    report_max_rows: int = 100_000
+    report_max_age: timedelta = timedelta(days=90)
+    sse_max_streams: int = 10_000
+    sse_max_streams_per_client: int = 50
     migrate: bool = True
 
     @property

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinwarden.document import KeyDirectory
-from pinwarden.document._keydir import OnlineKeyDirectory
+from pinwarden.document import KeyDirectory, OnlineKeyDirectory
 from pinwarden.server._audit import record
 from pinwarden.server._config import DataDirectory
 from pinwarden.server._database import make_engine, make_session_factory, upgrade_database

@@ -32,6 +32,7 @@ class Metrics:
         self.keyring_responses: Counter[int] = Counter()
         self.reports: Counter[str] = Counter()
         self.publishes: Counter[str] = Counter()
+        self.sse_refused = 0
         self.database_up = 1
         self._gauges: list[tuple[str, str, Callable[[], Iterable[_Sample]]]] = []
 
@@ -72,6 +73,12 @@ class Metrics:
             "counter",
             "Publish requests by outcome.",
             (({"outcome": key}, n) for key, n in sorted(self.publishes.items())),
+        )
+        family(
+            "pinwarden_sse_refused_total",
+            "counter",
+            "Event streams refused because a stream cap was reached.",
+            [({}, self.sse_refused)],
         )
         family(
             "pinwarden_database_up",

@@ -37,6 +37,7 @@ __all__ = [
     "Observation",
     "Pin",
     "PublishedDocument",
+    "ReportCount",
     "Rule",
     "SigningKeyRecord",
     "Token",
@@ -258,3 +259,23 @@ class ViolationReport(Base):
     app_version: Mapped[str | None] = mapped_column(String(100))
     enforced: Mapped[bool | None] = mapped_column(Boolean)
     payload: Mapped[dict[str, Any]]
+
+
+class ReportCount(Base):
+    """Violation reports counted by host, noted host, app and app version, as they arrive.
+
+    The dashboard's numbers: they stay when old ``ViolationReport`` rows are pruned. An absent
+    member is stored as ``""``; ``key_sha256`` (of the four) is the unique key the upsert targets.
+    """
+
+    __tablename__ = "report_counts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str] = mapped_column(String(300))
+    noted_hostname: Mapped[str] = mapped_column(String(300))
+    app_id: Mapped[str] = mapped_column(String(200))
+    app_version: Mapped[str] = mapped_column(String(100))
+    count: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]

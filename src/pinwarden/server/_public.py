@@ -23,12 +23,18 @@ from starlette.types import Receive, Scope, Send
 from pinwarden.server._errors import ValidationError
 from pinwarden.server._events import EventBroker, Subscription, pinset_event
 from pinwarden.server._metrics import Metrics
-from pinwarden.server._reports import MAX_REPORT_BYTES, RateLimiter, parse_report
+from pinwarden.server._ratelimit import RateLimiter
+from pinwarden.server._reports import MAX_REPORT_BYTES, parse_report
 from pinwarden.server._store import PublishedStore
 
 __all__ = ["PublicEndpoints"]
 
 _NOT_FOUND = b'{"error": "not found"}'
+_STREAMS_FULL = b'{"error": "too many event streams; retry later"}'
+_RETRY_STREAMS = [
+    (b"retry-after", b"30"),
+    (b"content-length", str(len(_STREAMS_FULL)).encode()),
+]
 _JSON = (b"content-type", b"application/json")
 
 
@@ -104,6 +110,9 @@ class PublicEndpoints:
     async def events(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One ``pinset`` event per new version; a comment heartbeat keeps proxies from closing.
 
+        503 with ``Retry-After`` when the broker's stream caps (total, per client address) are
+        reached: the client polls the pin set meanwhile.
+
         On connect the current version is sent unless ``Last-Event-ID`` says the client has it,
         so a client that reconnects after missing an event still learns of the new version.
         """
@@ -115,7 +124,12 @@ class PublicEndpoints:
             seen = int(_header(scope, b"last-event-id") or b"0")
         except ValueError:
             seen = 0
-        subscription = self.broker.subscribe(channel)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        subscription = self.broker.subscribe(channel, client)
+        if subscription is None:
+            self.metrics.sse_refused += 1
+            await _send(send, 503, [_JSON, *_RETRY_STREAMS], _STREAMS_FULL)
+            return
         current = self.store.pinset(channel)
         if current is not None and current.version > seen:
             subscription.offer(current.version)

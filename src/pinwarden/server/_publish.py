@@ -35,7 +35,7 @@ from pinwarden.server._livechain import (
     record_observation,
 )
 from pinwarden.server._models import Channel, KeyringRecord, PublishedDocument, utc_now
-from pinwarden.server._safety import RuleCheck, check_rules, diff_rules
+from pinwarden.server._safety import RuleCheck, check_removed_rules, check_rules, diff_rules
 from pinwarden.server._store import etag_for
 
 __all__ = [
@@ -302,11 +302,14 @@ class Publisher:
             raise ValidationError("--force needs a --reason; it is recorded in the audit log")
         if not rules:
             raise ValidationError(f"channel {channel_name!r} has no rules to publish")
+        published = latest.rules if latest else None
         outcome = PublishOutcome(
             channel_name,
             dry_run,
-            diff_rules(latest.rules if latest else None, rules),
-            [] if action == "resign" else check_rules(rules, self._live.lookup),
+            diff_rules(published, rules),
+            []
+            if action == "resign"
+            else check_rules(rules, self._live.lookup) + check_removed_rules(published, rules),
             previous_version=latest.version if latest else None,
         )
         if republished_from is not None:

@@ -1,29 +1,35 @@
-"""Pin-violation reports: schema check, per-client rate limit, storage and aggregation.
+"""Pin-violation reports: schema check, storage with a retention bound, and aggregation.
 
 The fields are those of RFC 7469 §3 (and TrustKit's report, which extends them), plus the app and
 the channel. Unknown members are refused so that the stored rows mean what the schema says; the
-body is capped at 32 KiB before it is parsed.
+body is capped at 32 KiB before it is parsed (the rate limits are in ``_ratelimit``).
+
+Storage is bounded: each stored report prunes the rows past ``ReportRetention`` (the newest
+``max_rows`` ids, none older than ``max_age``). The dashboard's counts live in ``report_counts``,
+counted as each report arrives, so pruning the rows does not change them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
-from collections import OrderedDict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pinwarden.server._errors import ValidationError
-from pinwarden.server._models import ViolationReport
+from pinwarden.server._models import ReportCount, ViolationReport, utc_now
 
 __all__ = [
     "MAX_REPORT_BYTES",
-    "RateLimiter",
+    "ReportRetention",
     "list_reports",
     "parse_report",
+    "report_count_key",
     "store_report",
     "summarize_reports",
 ]
@@ -100,8 +106,21 @@ def parse_report(body: bytes) -> dict[str, Any]:
     return report
 
 
-def store_report(session: Session, report: dict[str, Any], client: str) -> ViolationReport:
+@dataclass(frozen=True)
+class ReportRetention:
+    """How many report rows are kept: the newest ``max_rows`` ids, none older than ``max_age``."""
+
+    max_rows: int = 100_000
+    max_age: timedelta = timedelta(days=90)
+
+
+def store_report(
+    session: Session, report: dict[str, Any], client: str, retention: ReportRetention
+) -> ViolationReport:
+    """Store the report, count it, and prune the rows past ``retention``."""
+    now = utc_now()
     row = ViolationReport(
+        received_at=now,
         client=client[:100],
         hostname=report["hostname"],
         port=report.get("port"),
@@ -112,7 +131,45 @@ def store_report(session: Session, report: dict[str, Any], client: str) -> Viola
         payload=report,
     )
     session.add(row)
+    session.flush()
+    _count(session, row)
+    # By id, not by counting rows: one indexed range delete (ids only grow).
+    session.execute(
+        delete(ViolationReport).where(ViolationReport.id <= row.id - retention.max_rows)
+    )
+    session.execute(
+        delete(ViolationReport).where(ViolationReport.received_at < now - retention.max_age)
+    )
     return row
+
+
+def report_count_key(
+    hostname: str, noted_hostname: str | None, app_id: str | None, app_version: str | None
+) -> dict[str, str]:
+    """The columns that name a ``report_counts`` group, its ``key_sha256`` included."""
+    key = {
+        "hostname": hostname,
+        "noted_hostname": noted_hostname or "",
+        "app_id": app_id or "",
+        "app_version": app_version or "",
+    }
+    digest = hashlib.sha256(json.dumps(list(key.values())).encode()).hexdigest()
+    return {"key_sha256": digest, **key}
+
+
+def _count(session: Session, row: ViolationReport) -> None:
+    """Add one to the report's group in ``report_counts`` (an upsert, safe across replicas)."""
+    key = report_count_key(row.hostname, row.noted_hostname, row.app_id, row.app_version)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(ReportCount).values(
+        **key, count=1, first_seen=row.received_at, last_seen=row.received_at
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[ReportCount.key_sha256],
+            set_={"count": ReportCount.count + 1, "last_seen": insert.excluded.last_seen},
+        )
+    )
 
 
 def list_reports(session: Session, *, limit: int = 100) -> list[ViolationReport]:
@@ -120,57 +177,18 @@ def list_reports(session: Session, *, limit: int = 100) -> list[ViolationReport]
     return list(session.scalars(query))
 
 
-def summarize_reports(session: Session, *, since: datetime | None = None) -> list[dict[str, Any]]:
+def summarize_reports(session: Session) -> list[dict[str, Any]]:
     """Counts by hostname, noted hostname, app and app version: what a dashboard shows."""
-    keys = (
-        ViolationReport.hostname,
-        ViolationReport.noted_hostname,
-        ViolationReport.app_id,
-        ViolationReport.app_version,
-    )
-    query = select(
-        *keys,
-        func.count().label("count"),
-        func.min(ViolationReport.received_at).label("first_seen"),
-        func.max(ViolationReport.received_at).label("last_seen"),
-    ).group_by(*keys)
-    if since is not None:
-        query = query.where(ViolationReport.received_at >= since)
-    rows = session.execute(query.order_by(func.count().desc())).all()
+    rows = session.scalars(select(ReportCount).order_by(ReportCount.count.desc(), ReportCount.id))
     return [
         {
             "hostname": row.hostname,
-            "noted_hostname": row.noted_hostname,
-            "app_id": row.app_id,
-            "app_version": row.app_version,
+            "noted_hostname": row.noted_hostname or None,
+            "app_id": row.app_id or None,
+            "app_version": row.app_version or None,
             "count": row.count,
             "first_seen": str(row.first_seen),
             "last_seen": str(row.last_seen),
         }
         for row in rows
     ]
-
-
-class RateLimiter:
-    """A token bucket per client address, in this process's memory (per replica).
-
-    The table of clients is bounded: the least recently seen client is forgotten first.
-    """
-
-    def __init__(self, burst: int, per_minute: float, *, max_clients: int = 10_000) -> None:
-        self.burst, self.rate = float(burst), per_minute / 60.0
-        self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def allow(self, client: str, now: float | None = None) -> bool:
-        moment = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(client, (self.burst, moment))
-        tokens = min(self.burst, tokens + (moment - last) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[client] = (tokens - 1.0 if allowed else tokens, moment)
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        return allowed
-
-    def retry_after(self) -> int:
-        return max(1, round(1.0 / self.rate)) if self.rate > 0 else 60

@@ -4,6 +4,10 @@ A rule that pins (``enforce`` or ``report-only``) is refused when it (a) has few
 (b) has no backup pin outside the chain the host serves now, or (c) matches nothing in that chain.
 (a) and (b) keep a way out when the live key is lost; (c) keeps today's clients working. A
 ``disabled`` rule pins nothing and is always safe.
+
+A rule of the published version that the draft drops is refused too: turning pinning off for a
+host is a signed ``disabled`` rule, not an absence (design brief, "Signed document"). Without
+the rule, clients fall back to the pins they were built with, or to none.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from pinwarden.server._livechain import LiveChain
 
-__all__ = ["RuleCheck", "check_rules", "diff_rules"]
+__all__ = ["RuleCheck", "check_removed_rules", "check_rules", "diff_rules"]
 
 MIN_PINS = 2
 
@@ -73,6 +77,24 @@ def _check_rule(rule: dict[str, Any], lookup: LiveLookup) -> RuleCheck:
 
 def check_rules(rules: list[dict[str, Any]], lookup: LiveLookup) -> list[RuleCheck]:
     return [_check_rule(rule, lookup) for rule in rules]
+
+
+def check_removed_rules(
+    published: list[dict[str, Any]] | None, draft: list[dict[str, Any]]
+) -> list[RuleCheck]:
+    """A refusal for each rule of ``published`` that ``draft`` no longer has."""
+    kept = {rule["pattern"] for rule in draft}
+    return [
+        RuleCheck(
+            rule["pattern"],
+            [
+                "removed: clients would stop pinning this host (only built-in pins remain, if "
+                "any); set its mode to 'disabled' to turn pinning off with a signed rule"
+            ],
+        )
+        for rule in published or []
+        if rule["pattern"] not in kept
+    ]
 
 
 def _pins_of(rule: dict[str, Any]) -> list[str]:

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 from pinwarden.document import (
     Keyring,
     KeyStoreError,
+    OnlineKeyDirectory,
     PinSet,
     PinSetRule,
     SigningKey,
     load_keyring,
     sign_pinset,
 )
-from pinwarden.document._keydir import OnlineKeyDirectory
 from pinwarden.server._models import KeyringRecord, SigningKeyRecord, utc_now
 from pinwarden.server._publish import PinSetDraft, SignedPinSet
 

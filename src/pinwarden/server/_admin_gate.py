@@ -1,0 +1,120 @@
+"""The admin API's front door: the bearer token is checked before a byte of the body is read, and
+the body is capped.
+
+FastAPI reads and validates a route's body before its dependencies run, so with the token checked
+in a dependency an anonymous client could make the server read a body of any size, and learn from
+a 422 that it reached the route. ``AdminGate`` runs first: it authenticates from the headers alone
+and answers 401 without calling ``receive``; only an authenticated request goes on, with a body
+of at most ``MAX_ADMIN_BODY_BYTES`` (413 past it, whether declared by ``Content-Length`` or
+streamed). The routes' dependencies then check the scope of the principal the gate found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pinwarden.server._errors import AuthError
+from pinwarden.server._tokens import Principal, authenticate
+
+__all__ = ["MAX_ADMIN_BODY_BYTES", "AdminGate", "authenticated_principal"]
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+_PRINCIPAL = "pinwarden.principal"
+# The API's description is public (docs/server.md, "Limits"): no data, no token needed.
+_PUBLIC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+
+
+def authenticated_principal(scope: Scope) -> Principal:
+    """The principal ``AdminGate`` authenticated for this request; ``AuthError`` without one."""
+    principal = scope.get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise AuthError("a bearer token is required")
+    return principal
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    scheme, token = get_authorization_scheme_param(_header(scope, b"authorization"))
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _declared_length(scope: Scope) -> int | None:
+    try:
+        return int(_header(scope, b"content-length") or "")
+    except ValueError:
+        return None
+
+
+async def _answer(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A JSON error; ``connection: close`` so an unread request body is not read after it."""
+    body = json.dumps({"error": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AdminGate:
+    """Wraps the admin API: authenticate first, then cap the body."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        sessions: sessionmaker[Session],
+        database_state: Callable[[bool], None],
+    ) -> None:
+        self._app = RequestBodyLimitMiddleware(app, max_body_size=MAX_ADMIN_BODY_BYTES)
+        self._sessions, self._database_state = sessions, database_state
+
+    def _authenticate(self, token: str | None) -> Principal:
+        with self._sessions() as session:
+            return authenticate(session, token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_public(scope):
+            await self._app(scope, receive, send)
+            return
+        try:
+            principal = await run_in_threadpool(self._authenticate, _bearer_token(scope))
+        except AuthError as error:
+            await _answer(send, 401, str(error), [(b"www-authenticate", b"Bearer")])
+            return
+        except DBAPIError:
+            self._database_state(False)
+            await _answer(send, 503, "the database is unavailable")
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > MAX_ADMIN_BODY_BYTES:
+            await _answer(
+                send, 413, f"an admin request body is at most {MAX_ADMIN_BODY_BYTES} bytes"
+            )
+            return
+        scope[_PRINCIPAL] = principal
+        await self._app(scope, receive, send)
+
+    @staticmethod
+    def _is_public(scope: Scope) -> bool:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        route = path[len(root) :] if root and path.startswith(root) else path
+        return scope["method"] in ("GET", "HEAD") and route in _PUBLIC_PATHS

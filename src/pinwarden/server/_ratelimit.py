@@ -1,0 +1,60 @@
+"""Rate limits for violation reports: token buckets per client address and for all clients.
+
+The per-client bucket keeps one client from flooding; the shared bucket keeps many addresses
+together (a botnet, a broken app release) from filling the database. Both live in this process's
+memory, so N replicas allow N times the rates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+__all__ = ["RateLimiter"]
+
+
+def _refill(tokens: float, last: float, now: float, burst: float, rate: float) -> float:
+    return min(burst, tokens + (now - last) * rate)
+
+
+class RateLimiter:
+    """``burst`` reports at once then ``per_minute`` per client address; ``total_burst`` then
+    ``total_per_minute`` for all clients together.
+
+    The table of clients is bounded: the least recently seen client is forgotten first.
+    """
+
+    def __init__(
+        self,
+        burst: int,
+        per_minute: float,
+        *,
+        total_burst: int,
+        total_per_minute: float,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.burst, self.rate = float(burst), per_minute / 60.0
+        self.total_burst, self.total_rate = float(total_burst), total_per_minute / 60.0
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._total: tuple[float, float] | None = None
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        """Take a token from the client's bucket and from the shared one, if both have one."""
+        moment = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(client, (self.burst, moment))
+        tokens = _refill(tokens, last, moment, self.burst, self.rate)
+        total_tokens, total_last = self._total or (self.total_burst, moment)
+        total = _refill(total_tokens, total_last, moment, self.total_burst, self.total_rate)
+        allowed = tokens >= 1.0 and total >= 1.0
+        taken = 1.0 if allowed else 0.0
+        self._buckets[client] = (tokens - taken, moment)
+        self._total = (total - taken, moment)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def retry_after(self) -> int:
+        """Seconds until the slower of the two buckets gains a token."""
+        rate = min(self.rate, self.total_rate)
+        return max(1, round(1.0 / rate)) if rate > 0 else 60
