@@ -9,6 +9,7 @@ import hmac
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from _stack_table import (
     tcp_to,
     tls_get,
 )
-from _tls_harness import PKI, RecordingTLSServer, Servers, assert_no_request_byte
+from _tls_harness import PKI, RecordingTLSServer, Servers, assert_no_request_byte, running
 
 from pinwarden import HostPattern, InvalidPinError
 from pinwarden.client import (
@@ -444,25 +445,70 @@ def test_wildcard_patterns(
         assert (tls.pin_check.rule is not None) is pinned  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("stack", STACKS, ids=str)
-def test_stacks_normalise_the_url_host(stack: Stack, pki: PKI, servers: Servers) -> None:
-    """An upper-case URL host (tunnelled to 127.0.0.1 by the proxy) still meets its rule."""
+_DOTTED_HOST = "api.pinwarden.test."
+# Case and Unicode never reach pinwarden from a URL: every stack lower-cases the URL host, and
+# Python's ssl turns a U-label into its A-label. A trailing dot does, from these five stacks;
+# requests and urllib3 strip it before the handshake (urllib3 passes ``host.rstrip(".")`` as
+# server_hostname), so from them pinwarden sees the normal form and they are not tried here.
+_STACKS_KEEPING_THE_DOT = tuple(s for s in STACKS if s.name not in ("requests", "urllib3"))
+
+
+@dataclass
+class _DottedServers:
+    """Servers whose leaves are valid for ``api.pinwarden.test.`` itself (OpenSSL matches a
+    trailing-dot server_hostname only against a SAN spelt with the dot), and the SNI they saw."""
+
+    legit: RecordingTLSServer
+    rogue: RecordingTLSServer
+    server_names: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def _dotted_servers_running(
+    pki: PKI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_DottedServers]:
+    directory = tmp_path_factory.mktemp("dotted")
+    started: dict[str, RecordingTLSServer] = {}
+    server_names: list[str | None] = []
+    for name, issuer in (("legit", pki.intermediate), ("rogue", pki.rogue_root)):
+        chain = directory / f"{name}.pem"
+        chain.write_bytes(issuer.issue_cert(_DOTTED_HOST).private_key_and_cert_chain_pem.bytes())
+        server = RecordingTLSServer(f"dotted-{name}", str(chain))
+        server.context.sni_callback = lambda _tls, sni, _context: server_names.append(sni)
+        started[name] = server
+    with running(*started.values()):
+        yield _DottedServers(started["legit"], started["rogue"], server_names)
+
+
+@pytest.fixture
+def dotted(_dotted_servers_running: _DottedServers) -> _DottedServers:
+    _dotted_servers_running.legit.reset()
+    _dotted_servers_running.rogue.reset()
+    _dotted_servers_running.server_names.clear()
+    return _dotted_servers_running
+
+
+@pytest.mark.parametrize("stack", _STACKS_KEEPING_THE_DOT, ids=str)
+def test_stacks_hand_over_a_trailing_dot_host_that_still_meets_its_rule(
+    stack: Stack, pki: PKI, servers: Servers, dotted: _DottedServers
+) -> None:
+    """``https://api.pinwarden.test.:port/`` (tunnelled to 127.0.0.1 by the proxy): the stack
+    hands TLS the name with its trailing dot, as the SNI shows, and the rule written
+    ``api.pinwarden.test`` still applies, because the name is normalised before the lookup."""
     pins = StaticPins({"api.pinwarden.test": [pki.intermediate_pin, pki.backup_pin]})
-    url = f"https://API.PinWarden.test:{servers.rogue.port}/"
 
-    error = fetch_error(stack, pins, pki.ca_bundle, url, servers.proxy.url)
+    proxy = servers.proxy.url
 
-    assert find_pin_error(error) is not None, repr(error)
-    assert_no_request_byte(servers.rogue)
-    assert (
-        stack.fetch(
-            pins,
-            pki.ca_bundle,
-            url.replace(str(servers.rogue.port), str(servers.legit.port)),
-            servers.proxy.url,
-        )
-        == "ok:legit"
+    error = fetch_error(stack, pins, pki.ca_bundle, dotted.rogue.url(_DOTTED_HOST), proxy)
+
+    pin_error = find_pin_error(error)
+    assert pin_error is not None, repr(error)
+    assert pin_error.host == "api.pinwarden.test"
+    assert_no_request_byte(dotted.rogue)
+    assert stack.fetch(pins, pki.ca_bundle, dotted.legit.url(_DOTTED_HOST), proxy) == (
+        "ok:dotted-legit"
     )
+    assert dotted.server_names == [_DOTTED_HOST, _DOTTED_HOST]  # what pinwarden was handed
 
 
 # --- Rule 7: fail closed -------------------------------------------------------------------------

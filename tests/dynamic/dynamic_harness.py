@@ -6,16 +6,20 @@
 - ``TLSServer``: a threaded HTTPS server on 127.0.0.1 with a given handler; the TLS handshake runs
   in the connection's thread, sockets time out, ``stop()`` joins.
 - ``AppHandler``: the pinned app server; it counts the requests that reached it.
+- ``cached_document`` / ``write_cached_document`` / ``with_payload`` / ``without_signatures``: read
+  the pin set a client cached, and put back an edited one (the attacker who can write the cache).
 
 Nothing here imports pinwarden's server package: the client stands on its own.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -228,3 +232,40 @@ class Waiter:
 
         with self._changed:
             return self._changed.wait_for(seen, timeout=WAIT)
+
+
+# -- the cached pin set, as an attacker with write access to the cache directory edits it --------
+
+
+def cached_document(directory: Path) -> bytes:
+    """The signed pin-set bytes in ``directory/pinset.json``."""
+    return base64.b64decode(json.loads((directory / "pinset.json").read_text())["document"])
+
+
+def write_cached_document(directory: Path, raw: bytes) -> None:
+    """Replace the cached pin-set bytes, keeping the rest of ``pinset.json`` (ETag, time)."""
+    path = directory / "pinset.json"
+    stored = json.loads(path.read_text())
+    stored["document"] = base64.b64encode(raw).decode()
+    path.write_text(json.dumps(stored))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def with_payload(raw: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    """The signed document ``raw`` with its payload decoded, edited by ``edit`` and encoded again
+    in the same form; the signatures are kept as they were (they no longer cover the payload)."""
+    envelope = json.loads(raw)
+    payload = json.loads(base64.urlsafe_b64decode(envelope["payload"] + "=="))
+    edit(payload)
+    envelope["payload"] = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    return json.dumps(envelope).encode()
+
+
+def without_signatures(raw: bytes) -> bytes:
+    """The signed document ``raw`` with its payload untouched and every signature dropped."""
+    envelope = json.loads(raw)
+    envelope["signatures"] = []
+    return json.dumps(envelope).encode()

@@ -21,6 +21,9 @@ Example::
     sim.publish({"localhost": [pin_b, backup]})        # v2
     sim.serve(sim.documents[1])                        # replay: serve an old document
     sim.down = True                                    # every request fails
+    sim.hold()                                         # pin-set answers wait for ...
+    sim.wait_until_held()                              # (a request is waiting now)
+    sim.release()                                      # ... this
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from dynamic_harness import FakeClock, QuietHandler, TLSServer
+from dynamic_harness import WAIT, FakeClock, QuietHandler, TLSServer
 
 from pinwarden.client._fetch import FetchError, FetchResult
 from pinwarden.document import (
@@ -109,6 +112,10 @@ class PinServerSimulator:
         self.requests: list[tuple[str, str]] = []
         self.reports: list[dict[str, Any]] = []
         self.streams: list[SimulatedEventStream] = []
+        self.held = 0  # pin-set requests waiting for release() now
+        self._held_changed = threading.Condition(self.lock)
+        self._released = threading.Event()
+        self._released.set()
         self._publish_keyring(signers=self.root_keys[:2])
 
     # -- what the server holds -------------------------------------------------------------
@@ -196,6 +203,32 @@ class PinServerSimulator:
     def etag_of(raw: bytes) -> str:
         return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
 
+    # -- a slow server ---------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Hold every pin-set answer until ``release()``: a pin server slow to answer. A request
+        held longer than ``WAIT`` seconds is answered 503, so a test that forgets cannot hang."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait_until_held(self) -> bool:
+        """Wait until a pin-set request is being held; False after ``WAIT`` seconds."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self.held > 0, timeout=WAIT)
+
+    def _answer_now(self) -> bool:
+        """Wait while answers are held; False if the hold outlasted ``WAIT``."""
+        with self._held_changed:
+            self.held += 1
+            self._held_changed.notify_all()
+        try:
+            return self._released.wait(WAIT)
+        finally:
+            with self._held_changed:
+                self.held -= 1
+
     # -- push ------------------------------------------------------------------------------
 
     def announce(self, version: int) -> None:
@@ -237,6 +270,8 @@ class PinServerSimulator:
             return Response(404)
         route = path[len(channel_path) + 1 :]
         if route == "pinset":
+            if not self._answer_now():
+                return Response(503)
             with self.lock:
                 served = self.served
             if served is None:

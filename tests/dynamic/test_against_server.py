@@ -1,6 +1,7 @@
-"""End to end against the real pin server (pinwarden.server, uvicorn in a thread on 127.0.0.1):
-the dynamic client follows a key rotation published through the admin API, by push, and its
-violation report is accepted and stored by the server.
+"""End to end against the real pin server: a ``pinwarden serve`` process speaking HTTPS on
+127.0.0.1. Every admin step goes through the ``pinwarden`` CLI; the dynamic client fetches and
+subscribes over TLS, follows the app host's key rotation by push, and its violation reports are
+accepted and stored by the server.
 
 The client code never imports the server; only this test does, and it is skipped (with the reason)
 when the server's extra is not installed.
@@ -8,9 +9,9 @@ when the server's extra is not installed.
 
 from __future__ import annotations
 
-import socket
+import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,109 +22,181 @@ pytest.importorskip(
 )
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
+import httpx
 import server_harness
-from dynamic_harness import IO_TIMEOUT, Waiter
-from server_harness import LiveServer, TLSHost, backup_pin
+import trustme
+from dynamic_harness import IO_TIMEOUT, WAIT, AppPKI, TLSServer, Waiter
+from server_harness import PinServer, wait_until
 
+from pinwarden.cli import main
 from pinwarden.client import (
     DynamicPins,
     EventKind,
     PinValidationError,
     RefreshPolicy,
     StaticPins,
-    pinned_context,
+    pinned_httpx_client,
 )
 
 CHANNEL = "com.example.app/prod"
+HOST = "localhost"  # the app host: server_a serves leaf A for it, server_b leaf B
+REFRESH_SECONDS = 3600  # the channel's refresh hint: no timed refresh within the test
 
-# The server's own fixtures (docs: tests/server/server_harness.py), found by name.
-live_server_factory = server_harness.live_server_factory
+# The server's own fixtures (docs/server.md, "Starting a server in a test"), found by name.
+pin_server_factory = server_harness.pin_server_factory
 template_key_dir = server_harness.template_key_dir
-tls_host_factory = server_harness.tls_host_factory
 trust_ca = server_harness.trust_ca
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'pinwarden.db'}"
+def https_pin_server(
+    pin_server_factory: Callable[..., PinServer],
+    trust_ca: tuple[trustme.CA, str],
+    app_pki: AppPKI,
+    tmp_path: Path,
+) -> PinServer:
+    """``pinwarden serve --tls-cert … --tls-key …`` with a certificate of the trustme CA
+    ``trust_ca`` for 127.0.0.1; it checks live chains against the app hosts' CA."""
+    ca, ca_file = trust_ca
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "pin-server-cert.pem", tmp_path / "pin-server-key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    server = pin_server_factory(
+        ca_file=app_pki.ca_file,
+        extra_args=["--tls-cert", str(cert), "--tls-key", str(key)],
+        verify=ssl.create_default_context(cafile=ca_file),
+    )
+    assert server.url.startswith("https://")
+    return server
 
 
-def handshake(source: DynamicPins, host: TLSHost) -> bool:
-    """A pinned TLS handshake with ``host``: True if the pins accept its chain."""
-    context = pinned_context(source, cafile=host.ca_file)
-    with socket.create_connection(("127.0.0.1", host.port), timeout=IO_TIMEOUT) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname=host.name):
-                return True
-        except PinValidationError:
-            return False
+@pytest.fixture
+def pinwarden_cli(
+    https_pin_server: PinServer,
+    trust_ca: tuple[trustme.CA, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., None]:
+    """``pinwarden ARGS --server URL --ca-file CA`` in this process, the token from the
+    environment (as docs/server.md advises); asserts exit status 0."""
+    monkeypatch.setenv("PINWARDEN_TOKEN", https_pin_server.admin_token)
+    connection = ["--server", https_pin_server.url, "--ca-file", trust_ca[1]]
+
+    def run(*args: str) -> None:
+        assert main([*args, *connection]) == 0, f"pinwarden {' '.join(args)} failed"
+
+    return run
 
 
-def publish(server: LiveServer) -> int:
-    with server.client() as admin:
-        response = admin.post(f"/v1/admin/channels/{CHANNEL}/publish", json={})
-    assert response.status_code == 200, response.text
-    return int(response.json()["version"])
+@pytest.fixture
+def app_client(app_pki: AppPKI) -> Iterator[Callable[[DynamicPins], httpx.Client]]:
+    """The app's HTTP stack: ``pinned_httpx_client`` over the dynamic pins."""
+    clients: list[httpx.Client] = []
+
+    def make(source: DynamicPins) -> httpx.Client:
+        client = pinned_httpx_client(source, cafile=app_pki.ca_file, timeout=IO_TIMEOUT)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
-def test_a_rotation_published_on_the_server_is_followed_by_push(
-    live_server_factory: Callable[..., LiveServer],
-    tls_host_factory: Callable[[str], TLSHost],
+def reaches(client: httpx.Client, host: TLSServer) -> bool:
+    """True if a GET through the pinned client is answered; False if the pins refuse the host
+    (and then no request reached it). Any other failure fails the test. A refusal on a new
+    connection is an ``httpx.ConnectError``; on a pooled one, checked again before its next byte
+    once the pins changed (client rule 8), httpx reports it as a ``ReadError``."""
+    before = host.count()
+    try:
+        return client.get(host.url("/")).text == "ok"
+    except (httpx.ConnectError, httpx.ReadError) as error:
+        assert pin_error_in(error), f"refused, but not by the pins: {error!r}"
+        assert host.count() == before
+        return False
+
+
+def pin_error_in(error: BaseException) -> bool:
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, PinValidationError):
+            return True
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return False
+
+
+def test_a_rotation_published_through_the_cli_is_followed_over_tls_by_push(
+    https_pin_server: PinServer,
+    pinwarden_cli: Callable[..., None],
+    app_client: Callable[[DynamicPins], httpx.Client],
+    app_pki: AppPKI,
+    server_a: TLSServer,
+    server_b: TLSServer,
+    trust_ca: tuple[trustme.CA, str],
     tmp_path: Path,
 ) -> None:
-    server = live_server_factory()
-    old_host = tls_host_factory("api.example.test")
-    backup = backup_pin()
-    rule = f"/v1/admin/channels/{CHANNEL}/rules/{old_host.name}"
-    with server.client() as admin:
-        channel = {
-            "name": CHANNEL, "refresh_seconds": 3600, "report_uri": f"{server.url}/v1/reports"
-        }
-        assert admin.post("/v1/admin/channels", json=channel).status_code == 201
-        rule_body = {"pattern": old_host.name, "probe_host": "127.0.0.1",
-                     "probe_port": old_host.port}
-        assert admin.post(f"/v1/admin/channels/{CHANNEL}/rules", json=rule_body).status_code == 201
-        for pin in (old_host.leaf_pin, backup):
-            assert admin.post(f"{rule}/pins", json={"pin": pin}).status_code == 201
-    assert publish(server) == 1
+    server, cli = https_pin_server, pinwarden_cli
+    cli(
+        "channel",
+        "create",
+        CHANNEL,
+        "--refresh",
+        str(REFRESH_SECONDS),
+        "--report-uri",
+        f"{server.url}/v1/reports",
+    )
+    # Safe publishing dials the host at its probe, under its name, and checks its live chain.
+    cli("rule", "add", CHANNEL, HOST, "--mode", "enforce", "--probe", f"127.0.0.1:{server_a.port}")
+    cli("pins", "add", CHANNEL, HOST, app_pki.pin_a, "--label", "leaf key")
+    cli("pins", "add", CHANNEL, HOST, app_pki.backup_pin, "--label", "backup key")
+    cli("publish", CHANNEL)
 
     waiter = Waiter()
     with DynamicPins(
-        f"{server.url}/v1/channels/{CHANNEL}",
-        keyring=server.initialized.keyring_path.read_bytes(),
-        bootstrap=StaticPins({old_host.name: [old_host.leaf_pin, backup]}),
+        server.channel_url(CHANNEL),
+        keyring=server.keyring_path.read_bytes(),
+        bootstrap=StaticPins({HOST: [app_pki.pin_a, app_pki.backup_pin]}),
+        cafile=trust_ca[1],  # the pin server's certificate: fetch, events and reports over TLS
         cache_dir=str(tmp_path / "cache"),
         push=True,
         app_id="com.example.app",
         app_version="1.0",
         on_event=waiter,
         # A push may start a fetch at most once per min_interval: v2 follows v1 within seconds.
+        # The refresh hint (an hour) sets the timed refresh, so only a push brings v2 sooner.
         policy=RefreshPolicy(min_interval=timedelta(milliseconds=100)),
     ) as source:
         assert waiter.wait_for(EventKind.FETCHED, 1)
-        assert handshake(source, old_host)
+        app = app_client(source)
+        assert reaches(app, server_a)
+        assert not reaches(app, server_b)  # the host's new key, not yet published
 
-        new_host = tls_host_factory(old_host.name)  # the host's key was rotated
-        assert not handshake(source, new_host)
-        with server.client() as admin:
-            assert admin.patch(rule, json={"probe_port": new_host.port}).status_code == 200
-            assert admin.post(f"{rule}/pins", json={"pin": new_host.leaf_pin}).status_code == 201
-            removed = admin.delete(f"{rule}/pins", params={"pin": old_host.leaf_pin})
-            assert removed.status_code == 200
-        assert publish(server) == 2
-        # refresh_seconds is an hour: only the push can bring v2 this soon.
-        assert waiter.wait_for(EventKind.FETCHED, 2)
-        assert handshake(source, new_host)
-        assert not handshake(source, old_host)
+        cli("rule", "update", CHANNEL, HOST, "--probe", f"127.0.0.1:{server_b.port}")
+        cli("pins", "add", CHANNEL, HOST, app_pki.pin_b, "--label", "leaf key")
+        cli("pins", "remove", CHANNEL, HOST, app_pki.pin_a)
+        cli("publish", CHANNEL)
+        # No refresh() call: the event stream announces v2 and the client fetches it.
+        wait_until(lambda: source.version == 2, WAIT, "the client to follow v2 by push")
+        pushed = [e for e in waiter.events if e.kind is EventKind.PUSH_ANNOUNCED]
+        assert [e.version for e in pushed][-1:] == [2]
+        assert reaches(app, server_b)
+        assert not reaches(app, server_a)  # the old key, on the pooled connection or a new one
         assert source.flush_reports()
 
     assert waiter.wait_for(EventKind.REPORT_SENT)
-    with server.client() as admin:
+    with httpx.Client(
+        base_url=server.url,
+        headers={"authorization": f"Bearer {server.admin_token}"},
+        verify=ssl.create_default_context(cafile=trust_ca[1]),
+        timeout=IO_TIMEOUT,
+    ) as admin:
         reports = admin.get("/v1/admin/reports").json()
     # Two mismatches, two chains: the new key under v1, then the old key under v2.
     by_version = {report["pinset-version"]: report for report in reports}
     assert sorted(by_version) == [1, 2] and len(reports) == 2
     report = by_version[2]
-    assert report["hostname"] == old_host.name and report["enforce-pinning"] is True
+    assert report["hostname"] == HOST and report["enforce-pinning"] is True
     assert report["app-id"] == "com.example.app" and report["channel"] == CHANNEL
-    assert f'pin-sha256="{new_host.leaf_pin.removeprefix("sha256/")}"' in report["known-pins"]
+    assert f'pin-sha256="{app_pki.pin_b.removeprefix("sha256/")}"' in report["known-pins"]

@@ -6,7 +6,6 @@ The TLS-level twins of the main scenarios are in test_dynamic_tls.py.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -15,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamic_harness import FakeClock, Recorder
-from pin_server_simulator import PinServerSimulator
+from dynamic_harness import (
+    FakeClock,
+    Recorder,
+    Waiter,
+    cached_document,
+    with_payload,
+    without_signatures,
+    write_cached_document,
+)
+from pin_server_simulator import CHANNEL, PinServerSimulator
 
 from pinwarden._pins import pin_from_digest
 from pinwarden.client import (
@@ -83,14 +90,35 @@ def pins_of(source: DynamicPins, host: str = HOST) -> tuple[str, ...]:
 # -- cold start ------------------------------------------------------------------------------
 
 
-def test_cold_start_is_on_bootstrap_pins_with_no_request(
+def test_cold_start_answers_on_bootstrap_pins_while_the_first_fetch_is_held(
+    sim: PinServerSimulator, bootstrap: StaticPins
+) -> None:
+    """The background fetch starts at once and the pin server holds its answer: the rules are
+    the bootstrap pins meanwhile, at once. The twin: once released, v1 is in force."""
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    sim.hold()
+    waiter = Waiter()
+    with make(sim, bootstrap, Recorder(), on_event=waiter, background=True) as source:
+        try:
+            assert sim.wait_until_held()
+            generation = source.generation
+            assert source.version is None and pins_of(source) == (PIN_A, PIN_B)
+            assert sim.held == 1  # the fetch is still pending
+        finally:
+            sim.release()
+        assert waiter.wait_for(EventKind.FETCHED, version=1)
+        assert source.version == 1 and pins_of(source) == (PIN_C, PIN_D)
+        assert source.generation != generation
+
+
+def test_without_background_nothing_is_fetched_before_refresh(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder
 ) -> None:
     sim.publish({HOST: [PIN_C, PIN_D]})
     source = make(sim, bootstrap, events)
-    assert source.version is None
-    assert pins_of(source) == (PIN_A, PIN_B)
+    assert source.version is None and pins_of(source) == (PIN_A, PIN_B)
     assert sim.requests == []
+    assert source.refresh().version == 1 and sim.count("/pinset") == 1
 
 
 def test_wait_for_first_fetch_fetches_before_returning(
@@ -306,13 +334,19 @@ def test_channel_of_a_url(url: str, channel: str | None) -> None:
     assert channel_of(url) == channel
 
 
+@pytest.mark.parametrize(("signed_for", "accepted"), [("com.example.other/prod", True),
+                                                      (CHANNEL, False)])
 def test_the_channel_is_read_from_the_url(
-    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder
+    clock: FakeClock, bootstrap: StaticPins, events: Recorder, signed_for: str, accepted: bool
 ) -> None:
-    """The twin: the same document is accepted when the channel is not known to the client."""
-    sim.serve(sim.make_pinset({HOST: [PIN_C, PIN_D]}, channel="com.example.other/prod"))
-    source = make(sim, bootstrap, events, channel="com.example.other/prod")
-    assert source.refresh().version == 1
+    """No ``channel=``: the client's URL names ``com.example.other/prod`` (not the simulator's
+    default channel), so only a pin set signed for that channel is accepted."""
+    sim = PinServerSimulator(clock, channel="com.example.other/prod")
+    assert sim.url.endswith("/v1/channels/com.example.other/prod")
+    sim.serve(sim.make_pinset({HOST: [PIN_C, PIN_D]}, channel=signed_for))
+    event = make(sim, bootstrap, events).refresh()
+    assert (event.version == 1) is accepted
+    assert isinstance(event.error, ChannelError) is not accepted
 
 
 @pytest.mark.parametrize(
@@ -488,17 +522,6 @@ def test_deleted_cached_keyrings_cannot_lower_the_keyring_floor(
 # -- the cache -------------------------------------------------------------------------------
 
 
-def write_cached_document(directory: Path, raw: bytes) -> None:
-    path = directory / "pinset.json"
-    stored = json.loads(path.read_text())
-    stored["document"] = base64.b64encode(raw).decode()
-    path.write_text(json.dumps(stored))
-
-
-def cached_document(directory: Path) -> bytes:
-    return base64.b64decode(json.loads((directory / "pinset.json").read_text())["document"])
-
-
 def test_a_restart_loads_the_cache_without_a_request(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
 ) -> None:
@@ -534,19 +557,17 @@ def test_a_corrupted_or_edited_cache_is_recovered_from(
         (tmp_path / "pinset.json").write_bytes((tmp_path / "pinset.json").read_bytes()[:40])
     elif damage == "garbage":
         (tmp_path / "pinset.json").write_bytes(b"\x00\xff" * 100)
-    else:
+    elif damage == "flip a payload byte":
         envelope = json.loads(raw)
-        if damage == "flip a payload byte":
-            payload = envelope["payload"]
-            envelope["payload"] = payload[:20] + ("A" if payload[20] != "A" else "B") + payload[21:]
-        elif damage == "add a pin to the payload":
-            body = json.loads(base64.urlsafe_b64decode(envelope["payload"] + "=="))
-            body["rules"][0]["pins"].append(PIN_A)
-            envelope["payload"] = base64.urlsafe_b64encode(
-                json.dumps(body).encode()).rstrip(b"=").decode()
-        else:
-            envelope["signatures"] = []
+        payload = envelope["payload"]
+        envelope["payload"] = payload[:20] + ("A" if payload[20] != "A" else "B") + payload[21:]
         write_cached_document(tmp_path, json.dumps(envelope).encode())
+    elif damage == "add a pin to the payload":
+        write_cached_document(
+            tmp_path, with_payload(raw, lambda payload: payload["rules"][0]["pins"].append(PIN_A))
+        )
+    else:
+        write_cached_document(tmp_path, without_signatures(raw))
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     assert restarted.version is None and pins_of(restarted) == (PIN_A, PIN_B)
     recovered = [e for e in events.snapshot() if e.kind is EventKind.CACHE_RECOVERED]

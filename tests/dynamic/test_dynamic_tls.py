@@ -8,19 +8,31 @@ trusts: only the pins decide which one the client accepts.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
-from dynamic_harness import AppPKI, FakeClock, Recorder, TLSServer, raw_https_get
+from dynamic_harness import (
+    AppPKI,
+    FakeClock,
+    Recorder,
+    TLSServer,
+    Waiter,
+    cached_document,
+    raw_https_get,
+    with_payload,
+    without_signatures,
+    write_cached_document,
+)
 from pin_server_simulator import PinServerSimulator
 
 from pinwarden.client import (
     DynamicPins,
     EventKind,
+    PinEvent,
     PinValidationError,
     StaticPins,
     pinned_context,
@@ -47,7 +59,10 @@ def events() -> Recorder:
 
 
 def make(
-    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, **options: Any
+    sim: PinServerSimulator,
+    bootstrap: StaticPins,
+    events: Callable[[PinEvent], None],
+    **options: Any,
 ) -> DynamicPins:
     options.setdefault("background", False)
     return DynamicPins(
@@ -78,16 +93,28 @@ def pool(app_pki: AppPKI) -> Iterator[list[urllib3.PoolManager]]:
         manager.clear()
 
 
-def test_cold_start_is_on_bootstrap_pins(
-    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, app_pki: AppPKI,
+def test_cold_start_connects_on_bootstrap_pins_while_the_first_fetch_is_held(
+    sim: PinServerSimulator, bootstrap: StaticPins, app_pki: AppPKI,
     server_a: TLSServer, server_b: TLSServer,
 ) -> None:
+    """The background fetch starts at once and the pin server holds its answer: the first pinned
+    connections are decided on the bootstrap pins meanwhile, without waiting for it. The twin:
+    once the answer is released, the next connection is decided on v1."""
     sim.publish({HOST: [app_pki.pin_b, app_pki.backup_pin]})
-    source = make(sim, bootstrap, events)
-    assert accepts(source, app_pki, server_a)
-    assert not accepts(source, app_pki, server_b)
-    assert server_b.count() == 0  # refused before a request byte
-    assert sim.requests == []  # and the pin server was never asked
+    sim.hold()
+    waiter = Waiter()
+    with make(sim, bootstrap, waiter, background=True) as source:
+        try:
+            assert sim.wait_until_held()  # the background fetch is waiting on the pin server
+            assert accepts(source, app_pki, server_a)
+            assert not accepts(source, app_pki, server_b)
+            assert server_b.count() == 0  # refused before a request byte
+            assert sim.held == 1 and source.version is None  # the fetch is still pending
+        finally:
+            sim.release()
+        assert waiter.wait_for(EventKind.FETCHED, version=1)
+        assert accepts(source, app_pki, server_b) and not accepts(source, app_pki, server_a)
+    assert sim.count("/pinset") == 1
 
 
 def test_an_update_is_applied_to_new_connections(
@@ -180,20 +207,40 @@ def test_the_server_down_for_hours_keeps_the_last_good_set_until_its_expiry(
     assert not accepts(source, app_pki, server_b) and accepts(source, app_pki, server_a)
 
 
-def test_a_corrupted_cache_is_recovered_from(
+def damage_cache(directory: Path, damage: str, pki: AppPKI) -> None:
+    """Damage the cached v1, which pins key B: so that, if it were trusted, key B would pass."""
+    if damage == "corrupted base64":
+        cache = directory / "pinset.json"
+        cache.write_bytes(cache.read_bytes().replace(b'"document": "', b'"document": "AAAA'))
+        return
+    raw = cached_document(directory)
+    if damage == "edited payload":
+        # The attacker's edit: the backup pin becomes key A's, so the edited v1 pins A and B.
+        def add_key_a(payload: dict[str, Any]) -> None:
+            payload["rules"][0]["pins"] = [pki.pin_b, pki.pin_a]
+
+        write_cached_document(directory, with_payload(raw, add_key_a))
+    else:
+        write_cached_document(directory, without_signatures(raw))
+
+
+@pytest.mark.parametrize("damage", ["corrupted base64", "edited payload", "dropped signatures"])
+def test_a_corrupted_or_edited_cache_is_recovered_from(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, app_pki: AppPKI,
-    tmp_path: Path, server_a: TLSServer, server_b: TLSServer,
+    tmp_path: Path, server_a: TLSServer, server_b: TLSServer, damage: str,
 ) -> None:
+    """Key B passes only on v1 as signed and key A only on the bootstrap pins; the edited v1
+    would let both pass. After the restart: the bootstrap pins; after a fetch: v1 as signed."""
     sim.publish({HOST: [app_pki.pin_b, app_pki.backup_pin]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
     assert accepts(make(sim, bootstrap, events, cache_dir=str(tmp_path)), app_pki, server_b)
-    cache = tmp_path / "pinset.json"
-    cache.write_bytes(cache.read_bytes().replace(b'"document": "', b'"document": "AAAA'))
+    damage_cache(tmp_path, damage, app_pki)
+    before = len(events.snapshot())
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
-    assert events.snapshot()[-1].kind is EventKind.CACHE_RECOVERED
     assert accepts(restarted, app_pki, server_a) and not accepts(restarted, app_pki, server_b)
-    restarted.refresh()
-    assert accepts(restarted, app_pki, server_b)
+    assert [event.kind for event in events.snapshot()[before:]] == [EventKind.CACHE_RECOVERED]
+    assert restarted.refresh().kind is EventKind.FETCHED
+    assert accepts(restarted, app_pki, server_b) and not accepts(restarted, app_pki, server_a)
 
 
 def test_a_keyring_rotation_is_followed(
