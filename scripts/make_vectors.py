@@ -16,21 +16,27 @@ docs/spec.md §7 and tests/document/document_helpers.py (run_vector).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from pinwarden._pins import pin_from_digest
 from pinwarden.document import (
+    MAX_KEYRING_BYTES,
     MAX_PINSET_BYTES,
+    MAX_ROLE_KEYS,
+    MAX_SIGNATURES,
     Keyring,
     PinSet,
     PinSetRule,
@@ -116,13 +122,116 @@ def merge(*documents: bytes) -> bytes:
     return canonical_json({"payload": envelopes[0]["payload"], "signatures": signatures})
 
 
-def forged(payload: bytes, header: dict[str, str], sign: Callable[[bytes], bytes]) -> bytes:
-    """An envelope with a hand-made header and signature, for algorithms joserfc must refuse."""
-    protected = b64url_encode(canonical_json(header))
-    payload_segment = b64url_encode(payload)
+Signer = Callable[[bytes], bytes]
+
+
+def raw_signer(signing_key: SigningKey, *, der: bool = False) -> Signer:
+    """The bare signature function of a key: Ed25519, or ES256 as the JWS R||S (DER if ``der``)."""
+    private = signing_key.private_key
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return private.sign
+
+    def sign_es256(data: bytes) -> bytes:
+        signature = private.sign(data, ec.ECDSA(hashes.SHA256()))
+        if der:
+            return signature
+        r, s = decode_dss_signature(signature)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    return sign_es256
+
+
+def header_segment(header: Mapping[str, Any] | bytes) -> str:
+    """A protected header segment: canonical JSON of ``header``, or these exact JSON bytes."""
+    return b64url_encode(header if isinstance(header, bytes) else canonical_json(header))
+
+
+def entry(protected: str, payload_segment: str, sign: Signer) -> dict[str, str]:
+    """A signature entry over the two segments exactly as given (RFC 7515 §5.2)."""
     signature = b64url_encode(sign(f"{protected}.{payload_segment}".encode()))
-    entry = {"protected": protected, "signature": signature}
-    return canonical_json({"payload": payload_segment, "signatures": [entry]})
+    return {"protected": protected, "signature": signature}
+
+
+def envelope(payload_segment: str, entries: Sequence[Mapping[str, Any]]) -> bytes:
+    return canonical_json({"payload": payload_segment, "signatures": list(entries)})
+
+
+def forged(payload: bytes, header: Mapping[str, Any] | bytes, sign: Signer) -> bytes:
+    """An envelope with a hand-made header and signature, for what the signing code never makes."""
+    payload_segment = b64url_encode(payload)
+    return envelope(payload_segment, [entry(header_segment(header), payload_segment, sign)])
+
+
+def padded(data: bytes) -> str:
+    """Base64url *with* the ``=`` padding the format forbids (RFC 7515 §2)."""
+    segment = base64.urlsafe_b64encode(data).decode("ascii")
+    assert segment.endswith("="), "these bytes need no padding: pick others"
+    return segment
+
+
+def unused_bits_set(signature_entry: dict[str, str]) -> dict[str, str]:
+    """The entry with the unused low bits of its signature's last character set: the same bytes
+    to a lax decoder, another spelling to a strict one."""
+    signature = signature_entry["signature"]
+    assert len(signature) % 4 in (2, 3), "this length has no unused bits"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet[alphabet.index(signature[-1]) | 1]
+    assert last != signature[-1]
+    return {**signature_entry, "signature": signature[:-1] + last}
+
+
+def padded_to(raw: bytes, size: int) -> bytes:
+    """``raw`` followed by spaces (still the same JSON) up to ``size`` bytes."""
+    return raw + b" " * (size - len(raw))
+
+
+def signed_json(
+    base: Mapping[str, Any],
+    change: Callable[[dict[str, Any]], object],
+    signers: Sequence[SigningKey],
+) -> bytes:
+    """``base`` (a document's JSON) changed by ``change``, as canonical JSON signed by ``signers``:
+    the envelope and signatures are right, only the changed member is wrong."""
+    payload = json.loads(json.dumps(base))
+    change(payload)
+    return sign_envelope(canonical_json(payload), signers)
+
+
+def pinset_changed(change: Callable[[dict[str, Any]], object]) -> bytes:
+    """The standard pin set with its JSON changed, signed by the online key."""
+    return signed_json(pinset().to_json(), change, [ONLINE])
+
+
+def keyring_changed(change: Callable[[dict[str, Any]], object]) -> bytes:
+    """Keyring v1 with its JSON changed, signed by every root key."""
+    return signed_json(KEYRING_V1.to_json(), change, ROOTS)
+
+
+def pinset_text_changed(old: bytes, new: bytes) -> bytes:
+    """The standard pin set with ``old`` replaced by ``new`` in its payload bytes, signed by the
+    online key: for what canonical JSON cannot spell."""
+    payload = pinset().to_payload()
+    assert payload.count(old) == 1, old
+    return sign_envelope(payload.replace(old, new), [ONLINE])
+
+
+def members(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``change``: set top-level members."""
+    return lambda payload: payload.update(changes)
+
+
+def first_rule(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``change``: set members of the first rule (``api.example.com``, enforce, two pins)."""
+    return lambda payload: payload["rules"][0].update(changes)
+
+
+def online_role(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``change``: set members of the keyring's online role."""
+    return lambda payload: payload["online"].update(changes)
+
+
+def jwks(*signing_keys: SigningKey) -> dict[str, dict[str, str]]:
+    return {k.kid: k.public().to_jwk() for k in signing_keys}
 
 
 ROOTS = [key(f"root-{n}") for n in (1, 2, 3)]
@@ -135,6 +244,7 @@ ES_ONLINE = key("es-online-1", "ES256")
 
 KEYRING_V1 = keyring(1, ROOTS, [ONLINE])
 KEYRING_RAW = sign_keyring(KEYRING_V1, ROOTS)
+ES_KEYRING_RAW = sign_keyring(keyring(1, ES_ROOTS, [ES_ONLINE]), ES_ROOTS)
 PINSET_RAW = sign_pinset(pinset(), [ONLINE])
 
 
@@ -174,6 +284,10 @@ def _signature_cases() -> dict[str, dict[str, Any]]:
     )
     tampered = _envelope(PINSET_RAW)
     tampered["payload"] = b64url_encode(pinset(version=8).to_payload())
+    spliced = _envelope(sign_pinset(pinset(), three_online))
+    spliced["signatures"][2]["signature"] = spliced["signatures"][0]["signature"]
+    strangers = [key(f"stranger-{n}") for n in range(1, MAX_SIGNATURES + 1)]
+    crowd = [sign_pinset(pinset(), [signer]) for signer in (ONLINE, *strangers)]
     online_public = ONLINE.public().to_jwk()["x"].encode()
     return {
         "threshold-2-of-3-met": vector(
@@ -240,6 +354,50 @@ def _signature_cases() -> dict[str, dict[str, Any]]:
             "SignatureError",
             document=sign_pinset(pinset(), [key("impostor", "ES256", kid="online-1")]),
         ),
+        "alg-mismatch-es256-key": vector(
+            "kid names the ES256 online key but the header says EdDSA (signed by an Ed25519 key)",
+            "SignatureError",
+            trusted=ES_KEYRING_RAW,
+            document=sign_pinset(pinset(), [key("impostor-ed", kid=ES_ONLINE.kid)]),
+        ),
+        "alg-ed25519-name": vector(
+            'header alg "Ed25519" (the RFC 9864 name) with a valid Ed25519 signature by the '
+            'online key: version 1 allows only "EdDSA" and "ES256"',
+            "SignatureError",
+            document=forged(payload, {"alg": "Ed25519", "kid": ONLINE.kid}, raw_signer(ONLINE)),
+        ),
+        "es256-der-signature": vector(
+            "an ES256 signature by the trusted key in ASN.1 DER instead of the 64-byte R||S",
+            "SignatureError",
+            trusted=ES_KEYRING_RAW,
+            document=forged(
+                payload, {"alg": "ES256", "kid": ES_ONLINE.kid}, raw_signer(ES_ONLINE, der=True)
+            ),
+        ),
+        "bad-signature-threshold-met": vector(
+            "2-of-3 online keys; a and b sign correctly, c's entry carries a's signature: a "
+            "trusted key's signature that does not verify refuses the document",
+            "SignatureError",
+            trusted=ring_2of3,
+            document=canonical_json(spliced),
+        ),
+        "no-signatures": vector(
+            "an empty signatures array",
+            "FormatError",
+            document=envelope(b64url_encode(payload), []),
+        ),
+        "signatures-at-cap": vector(
+            f"MAX_SIGNATURES ({MAX_SIGNATURES}) entries: the online key and "
+            f"{MAX_SIGNATURES - 1} unknown keys",
+            "valid",
+            document=merge(*crowd[:MAX_SIGNATURES]),
+        ),
+        "too-many-signatures": vector(
+            f"MAX_SIGNATURES + 1 ({MAX_SIGNATURES + 1}) entries, each by a distinct key, the "
+            "online key first",
+            "FormatError",
+            document=merge(*crowd),
+        ),
     }
 
 
@@ -247,6 +405,9 @@ def _format_cases() -> dict[str, dict[str, Any]]:
     padded = PINSET_RAW + b" " * (MAX_PINSET_BYTES + 1 - len(PINSET_RAW))
     loose_payload = json.dumps(pinset().to_json(), indent=1).encode()
     duplicate_member = pinset().to_payload().replace(b'"version":7', b'"version":1,"version":7')
+    unsorted_payload = json.dumps(pinset().to_json(), separators=(",", ":")).encode()
+    spaced_payload = json.dumps(pinset().to_json(), sort_keys=True).encode()
+    unsigned_segment = b64url_encode(pinset(version=8).to_payload()).encode()
     return {
         "too-large": vector(
             f"a valid document padded with spaces to MAX_PINSET_BYTES + 1 ({MAX_PINSET_BYTES + 1})"
@@ -279,6 +440,57 @@ def _format_cases() -> dict[str, dict[str, Any]]:
             "FormatError",
             trusted=PINSET_RAW,
         ),
+        "at-size-cap": vector(
+            f"a valid document padded with spaces to exactly MAX_PINSET_BYTES ({MAX_PINSET_BYTES})"
+            " bytes",
+            "valid",
+            document=padded_to(PINSET_RAW, MAX_PINSET_BYTES),
+        ),
+        "non-canonical-member-order": vector(
+            "a signed payload without whitespace whose members are not in RFC 8785 order",
+            "FormatError",
+            document=sign_envelope(unsorted_payload, [ONLINE]),
+        ),
+        "non-canonical-whitespace": vector(
+            "a signed payload in RFC 8785 member order with a space after each separator",
+            "FormatError",
+            document=sign_envelope(spaced_payload, [ONLINE]),
+        ),
+        "non-canonical-escape": vector(
+            'a signed payload spelling the channel\'s "/" as the JSON escape "\\/" (same string)',
+            "FormatError",
+            document=pinset_text_changed(b"app/prod", b"app\\/prod"),
+        ),
+        "payload-nan": vector(
+            "a signed payload with refresh_after NaN",
+            "FormatError",
+            document=pinset_text_changed(b'"refresh_after":3600', b'"refresh_after":NaN'),
+        ),
+        "payload-utf8-bom": vector(
+            "a signed payload that starts with a UTF-8 byte order mark",
+            "FormatError",
+            document=sign_envelope(b"\xef\xbb\xbf" + pinset().to_payload(), [ONLINE]),
+        ),
+        "envelope-utf8-bom": vector(
+            "a valid document preceded by a UTF-8 byte order mark",
+            "FormatError",
+            document=b"\xef\xbb\xbf" + PINSET_RAW,
+        ),
+        "duplicate-envelope-member": vector(
+            'the envelope has "payload" twice: an unsigned version 8, then the signed version 7',
+            "FormatError",
+            document=b'{"payload":"' + unsigned_segment + b'",' + PINSET_RAW[1:],
+        ),
+        "duplicate-header-member": vector(
+            'a protected header with "kid" twice ("stranger", then "online-1"), signed by the '
+            "online key",
+            "FormatError",
+            document=forged(
+                pinset().to_payload(),
+                b'{"alg":"EdDSA","kid":"stranger","kid":"online-1"}',
+                raw_signer(ONLINE),
+            ),
+        ),
     }
 
 
@@ -289,7 +501,7 @@ def _time_cases() -> dict[str, dict[str, Any]]:
         "valid-es256": vector(
             "ES256 (P-256) keyring and pin set",
             "valid",
-            trusted=sign_keyring(keyring(1, ES_ROOTS, [ES_ONLINE]), ES_ROOTS),
+            trusted=ES_KEYRING_RAW,
             document=sign_pinset(pinset(), [ES_ONLINE]),
         ),
         "rollback": vector(
@@ -317,6 +529,11 @@ def _time_cases() -> dict[str, dict[str, Any]]:
             "ExpiredError",
             trusted=expired_ring,
         ),
+        "expired-keyring-at-instant": vector(
+            "now equals the trusted keyring's expires: expired",
+            "ExpiredError",
+            trusted=sign_keyring(keyring(1, ROOTS, [ONLINE], expires=NOW), ROOTS),
+        ),
     }
 
 
@@ -324,6 +541,7 @@ def _rotation_cases() -> dict[str, dict[str, Any]]:
     v2 = keyring(2, NEW_ROOTS, [NEW_ONLINE])
     v2_both = sign_keyring(v2, [*ROOTS[:2], *NEW_ROOTS[:2]])
     v3_from_v1 = sign_keyring(keyring(3, ROOTS, [NEW_ONLINE]), ROOTS)
+    v3_new_roots = keyring(3, NEW_ROOTS, [NEW_ONLINE])
     online_v2 = sign_keyring(keyring(2, ROOTS, [NEW_ONLINE]), ROOTS)
     chain = [online_v2]
     for version in (3, 4):
@@ -393,6 +611,444 @@ def _rotation_cases() -> dict[str, dict[str, Any]]:
             "KeyringError",
             document=new_pinset,
         ),
+        "rotation-expired-final": vector(
+            "the walk ends at keyring v2, which has expired",
+            "ExpiredError",
+            keyrings=[expired_v2],
+            document=new_pinset,
+        ),
+        "rotation-from-expired-anchor": vector(
+            "the trusted (shipped) keyring v1 has expired; it still walks to a current v2",
+            "valid",
+            trusted=sign_keyring(
+                keyring(1, ROOTS, [ONLINE], expires=NOW - timedelta(days=1)), ROOTS
+            ),
+            keyrings=[online_v2],
+            document=new_pinset,
+        ),
+        "rotation-keyring-too-large": vector(
+            f"keyring v2 padded with spaces to MAX_KEYRING_BYTES + 1 ({MAX_KEYRING_BYTES + 1}) "
+            "bytes",
+            "SizeError",
+            keyrings=[padded_to(online_v2, MAX_KEYRING_BYTES + 1)],
+            document=new_pinset,
+        ),
+        "rotation-max-steps-exact": vector(
+            "the pin set needs keyring v4: 3 steps from v1, with max_steps 3",
+            "valid",
+            keyrings=chain,
+            max_steps=3,
+            document=sign_pinset(pinset(keyring_version=4), [NEW_ONLINE]),
+        ),
+        "rotation-pinset-as-keyring": vector(
+            "asked for keyring v2, the server returns a pin set",
+            "FormatError",
+            keyrings=[PINSET_RAW],
+            document=new_pinset,
+        ),
+        "rotation-order-old-threshold-before-version": vector(
+            "the keyring after v1 is v3, signed only by its own new roots: the trusted root "
+            "threshold fails before the version is looked at",
+            "SignatureError",
+            keyrings=[sign_keyring(v3_new_roots, NEW_ROOTS[:2])],
+            document=sign_pinset(pinset(keyring_version=3), [NEW_ONLINE]),
+        ),
+        "rotation-order-version-before-new-threshold": vector(
+            "the keyring after v1 is v3 with new roots, signed only by the old roots: the "
+            "version fails before the new root threshold is looked at",
+            "KeyringError",
+            keyrings=[sign_keyring(v3_new_roots, ROOTS[:2])],
+            document=sign_pinset(pinset(keyring_version=3), [NEW_ONLINE]),
+        ),
+    }
+
+
+def _envelope_cases() -> dict[str, dict[str, Any]]:
+    """The envelope and header shapes §2 refuses; each signature verifies over what is sent."""
+    payload = pinset().to_payload()
+    segment = b64url_encode(payload)
+    valid = _envelope(PINSET_RAW)
+    first = valid["signatures"][0]
+    sign = raw_signer(ONLINE)
+    header = {"alg": ONLINE.algorithm, "kid": ONLINE.kid}
+    padded_payload = pinset(version=17).to_payload()  # 676 bytes: base64 needs "=="
+    # ASCII text needs a "~", ">" or "?" at the right offset to make "+" or "/" in base64.
+    tilde_payload = pinset(report_uri="https://pins.example.com/~~~/report").to_payload()
+    standard = base64.b64encode(tilde_payload).decode("ascii").rstrip("=")
+    assert standard != b64url_encode(tilde_payload)
+    broken = f"{segment[:76]}\n{segment[76:]}"
+    protected = header_segment(header)
+    return {
+        "flattened-jws": vector(
+            "the flattened JWS JSON serialization (payload, protected, signature at top level)",
+            "FormatError",
+            document=canonical_json({"payload": valid["payload"], **first}),
+        ),
+        "compact-jws": vector(
+            "the JWS compact serialization protected.payload.signature",
+            "FormatError",
+            document=f"{first['protected']}.{valid['payload']}.{first['signature']}".encode(),
+        ),
+        "unprotected-header": vector(
+            'a signature entry with an unprotected "header" member',
+            "FormatError",
+            document=envelope(segment, [{**first, "header": {"kid": ONLINE.kid}}]),
+        ),
+        "header-b64-false": vector(
+            'RFC 7797 "b64": false, "crit": ["b64"] in the protected header (signature valid '
+            "over the segments as sent)",
+            "FormatError",
+            document=forged(payload, {**header, "b64": False, "crit": ["b64"]}, sign),
+        ),
+        "header-crit": vector(
+            'a "crit" extension ("exp") in the protected header',
+            "FormatError",
+            document=forged(payload, {**header, "crit": ["exp"], "exp": 1767225600}, sign),
+        ),
+        "header-jwk": vector(
+            'the header carries a "jwk" (a stranger\'s key, which made the signature) and the '
+            "online key's kid",
+            "FormatError",
+            document=forged(
+                payload,
+                {**header, "jwk": STRANGER.public().to_jwk()},
+                raw_signer(STRANGER),
+            ),
+        ),
+        "header-typ": vector(
+            'a "typ" member in the protected header',
+            "FormatError",
+            document=forged(payload, {**header, "typ": "JOSE+JSON"}, sign),
+        ),
+        "header-kid-not-string": vector(
+            "a protected header whose kid is a number",
+            "FormatError",
+            document=forged(payload, {**header, "kid": 1}, sign),
+        ),
+        "header-reencoded": vector(
+            "the protected header re-encoded with its members in another order; the signature "
+            "is over the original segment (the signing input is the segments as sent)",
+            "SignatureError",
+            document=envelope(
+                segment,
+                [{**first, "protected": header_segment(b'{"kid":"online-1","alg":"EdDSA"}')}],
+            ),
+        ),
+        "padded-payload": vector(
+            'the payload segment has base64 "=" padding (signature valid over it)',
+            "FormatError",
+            document=envelope(
+                padded(padded_payload), [entry(protected, padded(padded_payload), sign)]
+            ),
+        ),
+        "padded-protected": vector(
+            'the protected header segment has base64 "=" padding (signature valid over it)',
+            "FormatError",
+            document=envelope(segment, [entry(padded(canonical_json(header)), segment, sign)]),
+        ),
+        "padded-signature": vector(
+            'the signature segment has base64 "=" padding',
+            "FormatError",
+            document=envelope(segment, [{**first, "signature": first["signature"] + "=="}]),
+        ),
+        "payload-standard-base64": vector(
+            'the payload segment in the standard base64 alphabet ("+", "/"), signature valid '
+            "over it",
+            "FormatError",
+            document=envelope(standard, [entry(protected, standard, sign)]),
+        ),
+        "header-lone-surrogate": vector(
+            "beside the valid signature, an entry whose header kid is a lone surrogate "
+            "(I-JSON, RFC 7493 §2.1)",
+            "FormatError",
+            document=envelope(
+                segment,
+                [
+                    first,
+                    entry(
+                        header_segment(b'{"alg":"EdDSA","kid":"\\ud800"}'),
+                        segment,
+                        raw_signer(STRANGER),
+                    ),
+                ],
+            ),
+        ),
+        "signature-unused-bits": vector(
+            "beside the valid signature, a stranger's signature whose last base64url character "
+            "has its unused bits set (RFC 4648 §3.5)",
+            "FormatError",
+            document=envelope(
+                segment,
+                [
+                    first,
+                    unused_bits_set(
+                        entry(
+                            header_segment({"alg": STRANGER.algorithm, "kid": STRANGER.kid}),
+                            segment,
+                            raw_signer(STRANGER),
+                        )
+                    ),
+                ],
+            ),
+        ),
+        "payload-line-break": vector(
+            "a line break inside the payload segment (signature valid over it): refused, not "
+            "skipped",
+            "FormatError",
+            document=envelope(broken, [entry(protected, broken, sign)]),
+        ),
+    }
+
+
+def _pinset_schema_cases() -> dict[str, dict[str, Any]]:
+    """§3 refusals: a canonical, correctly signed payload with one member wrong."""
+    cases: dict[str, tuple[str, Callable[[dict[str, Any]], object]]] = {
+        "pinset-unknown-member": ("an unknown top-level member", members(comment="x")),
+        "pinset-missing-member": (
+            "no report_uri member (null must be written)",
+            lambda payload: payload.pop("report_uri"),
+        ),
+        "pinset-version-zero": ("version 0", members(version=0)),
+        "pinset-version-boolean": ("version true", members(version=True)),
+        "pinset-keyring-version-zero": ("keyring_version 0", members(keyring_version=0)),
+        "pinset-refresh-after-zero": ("refresh_after 0", members(refresh_after=0)),
+        "pinset-time-offset": (
+            "issued written with +00:00 instead of Z",
+            members(issued="2025-01-01T00:00:00+00:00"),
+        ),
+        "pinset-time-fraction": (
+            "expires written with fractional seconds",
+            members(expires="2025-02-01T00:00:00.000Z"),
+        ),
+        "pinset-expires-not-after-issued": (
+            "expires equal to issued",
+            members(expires=format_time(ISSUED)),
+        ),
+        "pinset-channel-space": ("a channel with a space", members(channel="com.example app")),
+        "pinset-channel-too-long": ("a channel of 257 characters", members(channel="c" * 257)),
+        "pinset-report-uri-too-long": (
+            "a report_uri of 2049 characters",
+            members(report_uri="https://pins.example.com/" + "r" * (2049 - 25)),
+        ),
+        "pinset-report-uri-scheme": (
+            "an ftp report_uri",
+            members(report_uri="ftp://pins.example.com/report"),
+        ),
+        "duplicate-rule-pattern": (
+            "two rules for api.example.com with different pins",
+            lambda payload: payload["rules"].append(
+                {**payload["rules"][0], "pins": [pin("other")]}
+            ),
+        ),
+        "rule-unknown-member": ("a rule with an unknown member", first_rule(note="x")),
+        "rule-missing-member": (
+            "a rule without expires (null must be written)",
+            lambda payload: payload["rules"][0].pop("expires"),
+        ),
+        "rule-mode-unknown": ('a rule with mode "off"', first_rule(mode="off")),
+        "rule-enforce-without-pins": ("an enforce rule with no pins", first_rule(pins=[])),
+        "rule-report-only-without-pins": (
+            "a report-only rule with no pins",
+            lambda payload: payload["rules"][1].update(pins=[]),
+        ),
+        "rule-duplicate-pins": (
+            "a rule with the same pin twice",
+            first_rule(pins=[pin("api live"), pin("api live")]),
+        ),
+        "rule-pin-not-sha256": (
+            "a sha1 pin",
+            first_rule(pins=["sha1/" + base64.b64encode(bytes(20)).decode()]),
+        ),
+        "rule-pin-not-canonical": (
+            'a pin spelled as bare base64, without "sha256/"',
+            first_rule(pins=[pin("api live").removeprefix("sha256/"), pin("api backup")]),
+        ),
+        "rule-pattern-not-normal": (
+            "a pattern with upper-case letters",
+            first_rule(pattern="API.example.com"),
+        ),
+        "rule-pattern-u-label": (
+            "a pattern with an IDNA U-label (bücher) instead of its A-label (xn--bcher-kva)",
+            first_rule(pattern="bücher.example.com"),
+        ),
+        "rule-wildcard-public-suffix": ("a rule for *.com", first_rule(pattern="*.com")),
+        "rule-expires-not-utc-time": (
+            "a rule whose expires is a date, not a UTC time",
+            first_rule(expires="2025-03-01"),
+        ),
+    }
+    built = {
+        name: vector(
+            f"a signed pin set with {text}", "FormatError", document=pinset_changed(change)
+        )
+        for name, (text, change) in cases.items()
+    }
+    number_spellings = {
+        "pinset-version-float": ("version written 7.0", b'"version":7.0'),
+        "pinset-version-too-large": (
+            "version 2^53 (beyond I-JSON's 2^53 - 1)",
+            b'"version":9007199254740992',
+        ),
+    }
+    for name, (text, spelling) in number_spellings.items():
+        built[name] = vector(
+            f"a signed pin set with {text}",
+            "FormatError",
+            document=pinset_text_changed(b'"version":7', spelling),
+        )
+    return built
+
+
+def _keyring_cases() -> dict[str, dict[str, Any]]:
+    """§4 and §5.4 refusals of the trusted keyring (``load_keyring``)."""
+    online_jwk = ONLINE.public().to_jwk()
+    es_jwk = ES_ONLINE.public().to_jwk()
+    many = [ONLINE, *(key(f"online-extra-{n}") for n in range(1, MAX_ROLE_KEYS + 1))]
+    alias = key(ONLINE.kid, kid="online-1-alias")
+    cases: dict[str, tuple[str, Callable[[dict[str, Any]], object]]] = {
+        "keyring-unknown-member": ("an unknown top-level member", members(comment="x")),
+        "keyring-role-empty": ("no online keys", online_role(keys={})),
+        "keyring-role-too-many-keys": (
+            f"MAX_ROLE_KEYS + 1 ({MAX_ROLE_KEYS + 1}) online keys",
+            online_role(keys=jwks(*many)),
+        ),
+        "keyring-threshold-zero": ("online threshold 0", online_role(threshold=0)),
+        "keyring-threshold-above-keys": (
+            "root threshold 4 with 3 root keys",
+            lambda payload: payload["root"].update(threshold=4),
+        ),
+        "keyring-threshold-above-distinct-keys": (
+            "online threshold 2 over one public key listed under two kids",
+            online_role(keys=jwks(ONLINE, alias), threshold=2),
+        ),
+        "keyring-kid-in-both-roles": (
+            'the kid "root-1" in both roles (naming another key in the online role)',
+            online_role(keys={**jwks(ONLINE), ROOTS[0].kid: NEW_ONLINE.public().to_jwk()}),
+        ),
+        "keyring-key-in-both-roles": (
+            "root-1's public key also in the online role under another kid",
+            online_role(keys={**jwks(ONLINE), "root-1-online": ROOTS[0].public().to_jwk()}),
+        ),
+        "keyring-kid-invalid": (
+            'an online kid with a "/"',
+            online_role(keys={"online/1": online_jwk}),
+        ),
+        "keyring-jwk-private-member": (
+            'an online JWK with a private member "d"',
+            online_role(keys={ONLINE.kid: {**online_jwk, "d": online_jwk["x"]}}),
+        ),
+        "keyring-jwk-without-alg": (
+            'an online JWK without "alg"',
+            online_role(keys={ONLINE.kid: {k: v for k, v in online_jwk.items() if k != "alg"}}),
+        ),
+        "keyring-jwk-alg-mismatch": (
+            'an Ed25519 (OKP) online JWK with "alg": "ES256"',
+            online_role(keys={ONLINE.kid: {**online_jwk, "alg": "ES256"}}),
+        ),
+        "keyring-jwk-off-curve": (
+            "a P-256 online JWK whose point is not on the curve (y replaced by x)",
+            online_role(keys={ES_ONLINE.kid: {**es_jwk, "y": es_jwk["x"]}}),
+        ),
+    }
+    built = {
+        name: vector(
+            f"the trusted keyring has {text}", "FormatError", trusted=keyring_changed(change)
+        )
+        for name, (text, change) in cases.items()
+    }
+    return {
+        **built,
+        "keyring-role-at-key-cap": vector(
+            f"the trusted keyring has MAX_ROLE_KEYS ({MAX_ROLE_KEYS}) online keys",
+            "valid",
+            trusted=keyring_changed(online_role(keys=jwks(*many[:MAX_ROLE_KEYS]))),
+        ),
+        "keyring-too-large": vector(
+            f"the trusted keyring padded with spaces to MAX_KEYRING_BYTES + 1 "
+            f"({MAX_KEYRING_BYTES + 1}) bytes",
+            "SizeError",
+            trusted=padded_to(KEYRING_RAW, MAX_KEYRING_BYTES + 1),
+        ),
+        "keyring-at-size-cap": vector(
+            f"the trusted keyring padded with spaces to exactly MAX_KEYRING_BYTES "
+            f"({MAX_KEYRING_BYTES}) bytes",
+            "valid",
+            trusted=padded_to(KEYRING_RAW, MAX_KEYRING_BYTES),
+        ),
+        "keyring-below-own-threshold": vector(
+            "the trusted keyring (root threshold 2) is signed by one root key",
+            "SignatureError",
+            trusted=sign_keyring(KEYRING_V1, ROOTS[:1]),
+        ),
+    }
+
+
+def _order_cases() -> dict[str, dict[str, Any]]:
+    """Two faults in one document: the error of the earlier step of §5 is the one reported."""
+    expired_ring = sign_keyring(keyring(1, ROOTS, [ONLINE], expires=NOW - timedelta(days=1)), ROOTS)
+    payload = pinset().to_payload()
+    return {
+        "order-size-before-format": vector(
+            f"MAX_PINSET_BYTES + 1 ({MAX_PINSET_BYTES + 1}) bytes that are not JSON",
+            "SizeError",
+            document=b"{" * (MAX_PINSET_BYTES + 1),
+        ),
+        "order-signature-entries-in-array-order": vector(
+            'entry 1 has alg "none", entry 2 a "typ" header member: entry 1 fails first',
+            "SignatureError",
+            document=envelope(
+                b64url_encode(payload),
+                [
+                    entry(
+                        header_segment({"alg": "none", "kid": ONLINE.kid}),
+                        b64url_encode(payload),
+                        lambda _: b"",
+                    ),
+                    entry(
+                        header_segment({"alg": "EdDSA", "kid": ONLINE.kid, "typ": "JOSE"}),
+                        b64url_encode(payload),
+                        raw_signer(ONLINE),
+                    ),
+                ],
+            ),
+        ),
+        "order-envelope-before-payload": vector(
+            'alg "none" around a keyring payload: the envelope (§5.1.2) fails before the type '
+            "(§5.1.3)",
+            "SignatureError",
+            document=forged(KEYRING_V1.to_payload(), {"alg": "none", "kid": "x"}, lambda _: b""),
+        ),
+        "order-payload-before-keyring-version": vector(
+            "an unknown member in a pin set that also names keyring v2",
+            "FormatError",
+            document=signed_json(
+                pinset(keyring_version=2).to_json(), members(comment="x"), [ONLINE]
+            ),
+        ),
+        "order-keyring-version-before-expiry": vector(
+            "the pin set names keyring v2 and the trusted v1 has expired",
+            "KeyringError",
+            trusted=expired_ring,
+            document=sign_pinset(pinset(keyring_version=2), [NEW_ONLINE]),
+        ),
+        "order-keyring-expiry-before-signature": vector(
+            "the trusted keyring has expired and a stranger signed the pin set",
+            "ExpiredError",
+            trusted=expired_ring,
+            document=sign_pinset(pinset(), [STRANGER]),
+        ),
+        "order-signature-before-rollback": vector(
+            "a stranger signed the pin set and its version 7 is below the floor 8",
+            "SignatureError",
+            document=sign_pinset(pinset(), [STRANGER]),
+            min_version=8,
+        ),
+        "order-rollback-before-expiry": vector(
+            "version 7 below the floor 8, and the pin set has expired",
+            "RollbackError",
+            min_version=8,
+            now=PINSET_EXPIRES,
+        ),
     }
 
 
@@ -402,6 +1058,10 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         **_time_cases(),
         **_signature_cases(),
         **_format_cases(),
+        **_envelope_cases(),
+        **_pinset_schema_cases(),
+        **_keyring_cases(),
+        **_order_cases(),
         **_rotation_cases(),
     }
 

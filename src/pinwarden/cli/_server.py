@@ -371,7 +371,8 @@ def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
     base = config.public_url
     channel_url = f"{base}/v1/channels/{_DEMO_CHANNEL}/pinset"
     print(f"server:  {base}   (admin API docs: {base}/v1/admin/docs)")
-    print(f"channel: {channel_url}")
+    print(f"channel: {base}/v1/channels/{_DEMO_CHANNEL}   (the URL DynamicPins takes)")
+    print(f"pin set: {channel_url}")
     print(f"events:  {base}/v1/channels/{_DEMO_CHANNEL}/events")
     print("client snippet (dynamic pins: fetched, verified against the keyring your app ships):")
     print(f"""

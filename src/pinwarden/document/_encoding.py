@@ -49,9 +49,14 @@ def b64url_decode(text: object, what: str) -> bytes:
     if not isinstance(text, str) or not _B64URL.match(text) or len(text) % 4 == 1:
         raise FormatError(f"{what} is not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise FormatError(f"{what} is not unpadded base64url") from None
+    # RFC 4648 §3.5: the unused bits of the last character must be zero. Decoders that ignore
+    # them would read two spellings as one document; a strict one would refuse the second.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
+        raise FormatError(f"{what} is not canonical base64url (unused bits set)")
+    return raw
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -65,13 +70,41 @@ def _refuse_constant(name: str) -> NoReturn:
     raise FormatError(f"JSON {name} is not allowed")
 
 
+# I-JSON (RFC 7493 §2.1): no lone surrogates (only a \u escape can spell one: strict UTF-8
+# decoding refuses them) and no noncharacters, in member names or string values.
+_NOT_I_JSON = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(
+        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
+    )
+    + "]"
+)
+
+
+def _refuse_non_i_json_strings(value: Any) -> None:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _NOT_I_JSON.search(item):
+                raise FormatError("a JSON string holds a lone surrogate or a noncharacter")
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def load_json(data: bytes, what: str) -> Any:
-    """Parse strict UTF-8 JSON (RFC 8259, I-JSON rules): no duplicate members, NaN or Infinity."""
+    """Parse strict UTF-8 JSON (RFC 8259, I-JSON rules): no duplicate members, NaN or Infinity,
+    lone surrogates or noncharacters."""
     try:
         text = data.decode("utf-8")
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
+        _refuse_non_i_json_strings(value)
+        return value
     except FormatError as error:
         raise FormatError(f"{what}: {error}") from None
     except UnicodeDecodeError:
