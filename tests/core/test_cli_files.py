@@ -45,6 +45,14 @@ def test_pin_of_an_unreadable_file_is_a_one_line_error(
     assert "junk.pem" in captured.err and "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize("missing", ["missing.pem", "certs/missing", "./leaf.CRT"])
+def test_pin_of_a_missing_file_says_so_rather_than_dialling_it(
+    missing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pin", str(tmp_path / missing) if "/" in missing else missing]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_pin_of_a_bad_host_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pin", "example.com:99999"]) == 2
     assert "not host[:port]" in capsys.readouterr().err

@@ -463,3 +463,84 @@ def test_an_offline_rotation_is_exported_and_re_signed_through_the_cli(
     raw = httpx.get(f"{channel}/pinset").content
     walked = walk_keyrings(shipped, lambda v: httpx.get(f"{channel}/keyring/{v}").content, 2)
     assert verify_pinset(raw, keyring=walked, min_version=2).keyring_version == 2
+
+
+_BAD_DATABASE_URLS = [
+    ("bogus://x", "--database-url: unsupported database"),
+    ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot use the database: connection failed"),
+    ("sqlite:////nonexistent/dir/pins.db", "cannot use the database: unable to open"),
+]
+
+
+def _pinwarden(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pinwarden", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.mark.parametrize("url, message", _BAD_DATABASE_URLS)
+def test_init_and_serve_report_a_bad_database_in_one_line(
+    url: str, message: str, tmp_path: Path
+) -> None:
+    env = {"PW_PASSPHRASE": "correct horse battery"}
+    init = _pinwarden(
+        "init",
+        "--data",
+        str(tmp_path / "a"),
+        "--database-url",
+        url,
+        "--passphrase-env",
+        "PW_PASSPHRASE",
+        env=env,
+    )
+    assert init.returncode == 2 and message in init.stderr, init.stderr
+    assert "Traceback" not in init.stderr
+
+    good = _pinwarden(
+        "init", "--data", str(tmp_path / "b"), "--passphrase-env", "PW_PASSPHRASE", env=env
+    )
+    assert good.returncode == 0, good.stderr
+    serve = _pinwarden(
+        "serve",
+        "--data",
+        str(tmp_path / "b"),
+        "--database-url",
+        url,
+        "--passphrase-env",
+        "PW_PASSPHRASE",
+        "--port",
+        "1",
+        env=env,
+    )
+    assert serve.returncode == 2 and message in serve.stderr, serve.stderr
+    assert "Traceback" not in serve.stderr and "pinwarden serve: http" not in serve.stdout
+
+
+def test_serve_reports_unreadable_tls_files_in_one_line(tmp_path: Path) -> None:
+    env = {"PW_PASSPHRASE": "correct horse battery"}
+    assert (
+        _pinwarden(
+            "init", "--data", str(tmp_path), "--passphrase-env", "PW_PASSPHRASE", env=env
+        ).returncode
+        == 0
+    )
+    serve = _pinwarden(
+        "serve",
+        "--data",
+        str(tmp_path),
+        "--passphrase-env",
+        "PW_PASSPHRASE",
+        "--tls-cert",
+        str(tmp_path / "missing.pem"),
+        "--tls-key",
+        str(tmp_path / "missing.key"),
+        env=env,
+    )
+    assert serve.returncode == 2, serve.stderr
+    assert "--tls-cert/--tls-key cannot be loaded" in serve.stderr
+    assert "Traceback" not in serve.stderr

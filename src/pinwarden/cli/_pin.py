@@ -72,6 +72,14 @@ def chain_of_host(source: str, ca_file: str | None) -> list[x509.Certificate]:
         raise CommandError(f"TLS with {host}:{port} failed: {error}", EXIT_NETWORK) from None
 
 
+_FILE_SUFFIXES = (".pem", ".der", ".crt", ".cer", ".key", ".csr", ".pub")
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A path separator or a key-file suffix: the user meant a file, not a host."""
+    return "/" in source or source.lower().endswith(_FILE_SUFFIXES)
+
+
 def _run(args: argparse.Namespace) -> int:
     if Path(args.source).exists():
         data = read_input_file(args.source, "file")
@@ -79,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
             objects: list[KeyMaterial] = list(load_all_key_material(data))
         except UnsupportedKeyMaterial as error:
             raise CommandError(f"{args.source}: {error}") from None
+    elif _looks_like_a_path(args.source):
+        raise CommandError(f"no such file: {args.source}")
     else:
         objects = list(chain_of_host(args.source, args.ca_file))
     entries = [describe(material) for material in objects]

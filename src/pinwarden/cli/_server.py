@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import secrets
 import signal
+import ssl
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,15 +168,31 @@ def _initialize(
     from pinwarden.document import DocumentError, KeyStoreError
     from pinwarden.server import ServerError, initialize
 
+    with _database_errors():
+        try:
+            return initialize(
+                data,
+                passphrase,
+                database_url=database_url,
+                keys_from=Path(keys_from) if keys_from else None,
+            )
+        except (ServerError, KeyStoreError, DocumentError) as error:
+            raise CommandError(str(error)) from None
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    """A database URL that is malformed or names a database that cannot be reached: one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
-        return initialize(
-            data,
-            passphrase,
-            database_url=database_url,
-            keys_from=Path(keys_from) if keys_from else None,
-        )
-    except (ServerError, KeyStoreError, DocumentError) as error:
-        raise CommandError(str(error)) from None
+        yield
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+        raise CommandError(f"cannot use the database: {first_line}") from None
+    except ValueError as error:  # make_engine: a URL of an unsupported kind
+        raise CommandError(f"--database-url: {error}") from None
 
 
 def _run_init(args: argparse.Namespace) -> int:
@@ -256,10 +275,21 @@ def _serve(args: argparse.Namespace, config: ServerConfig) -> None:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("--tls-cert and --tls-key go together")
-    try:
-        app = create_app(config)
-    except (KeyStoreError, DocumentError) as error:
-        raise CommandError(f"cannot unlock the signing key: {error}") from None
+    if args.tls_cert:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                args.tls_cert, args.tls_key
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise CommandError(f"--tls-cert/--tls-key cannot be loaded: {error}") from None
+    with _database_errors():
+        try:
+            app = create_app(config)
+        except (KeyStoreError, DocumentError) as error:
+            raise CommandError(f"cannot unlock the signing key: {error}") from None
+        # Before listening: a database that cannot be reached is a one-line error here, not a
+        # failed ASGI start-up. The lifespan runs it again (it is idempotent).
+        app.services.prepare_database()
     print(f"pinwarden serve: {config.public_url} ({args.server})", flush=True)
     if args.server == "granian":
         _serve_granian(app, args)
