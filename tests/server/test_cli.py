@@ -472,22 +472,11 @@ _BAD_DATABASE_URLS = [
 ]
 
 
-def _pinwarden(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pinwarden", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
-
-
 @pytest.mark.parametrize("url, message", _BAD_DATABASE_URLS)
 def test_init_and_serve_report_a_bad_database_in_one_line(
     url: str, message: str, tmp_path: Path
 ) -> None:
-    env = {"PW_PASSPHRASE": "correct horse battery"}
+    env = {**os.environ, "PW_PASSPHRASE": "correct horse battery"}
     init = _pinwarden(
         "init",
         "--data",
