@@ -68,13 +68,14 @@ def _rules_from_file(path: str, host: str) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     host, port = parse_host_port(args.url)
     try:
-        rules: dict[str, Any] = {normalize_host(host): [parse_pin(pin) for pin in args.pin]}
+        name = normalize_host(host)
+        rules: dict[str, Any] = {name: [parse_pin(pin) for pin in args.pin]}
     except PinwardenError as error:
         raise CommandError(str(error)) from None
     if args.pins_file:
-        from_file = _rules_from_file(args.pins_file, normalize_host(host))
-        if args.pin and normalize_host(host) in from_file:
-            from_file[normalize_host(host)] = [*from_file[normalize_host(host)], *args.pin]
+        from_file = _rules_from_file(args.pins_file, name)
+        if args.pin and name in from_file:
+            from_file[name] = [*from_file[name], *args.pin]
         rules = {**rules, **from_file}
     if not any(rules.values()):
         raise CommandError("no pins given: use --pin or --pins-file")
@@ -85,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     except (OSError, ssl.SSLError) as error:
         raise CommandError(f"cannot load --ca-file {args.ca_file!r}: {error}") from None
-    if source.rule_for(normalize_host(host)) is None:
+    if source.rule_for(name) is None:
         raise CommandError(f"no rule of the pins file matches {host}")
     try:
         with open_tls(host, port, context) as tls:

@@ -7,7 +7,6 @@ will be deployed if the live one is lost or rotated. It is made now, kept offlin
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from pinwarden._files import write_new_file
 from pinwarden._pins import spki_pin
 from pinwarden.cli._common import EXIT_OK, CommandError, print_json
 from pinwarden.cli._secrets import add_passphrase_options, read_new_passphrase
@@ -50,13 +50,11 @@ def _new_key(algorithm: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
 def write_private(path: Path, data: bytes) -> None:
     """Create ``path`` with mode 0600 from the start; never overwrite an existing key."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_new_file(path, data, 0o600)
     except FileExistsError:
         raise CommandError(f"{path} exists; not overwriting a key") from None
     except OSError as error:
         raise CommandError(f"cannot create {path}: {error.strerror or error}") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from pinwarden._files import write_new_file
 from pinwarden.document._errors import DocumentError, KeyStoreError
 from pinwarden.document._keys import KeyringKey, Passphrase, SigningKey
 from pinwarden.document._model import Keyring
@@ -40,13 +41,11 @@ DEFAULT_KEYRING_LIFETIME = timedelta(days=365)
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` with ``mode`` from the first byte; never replace an existing file."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        write_new_file(path, data, mode)
     except FileExistsError:
         raise KeyStoreError(f"{path} exists; not overwriting it") from None
     except OSError as error:
         raise KeyStoreError(f"cannot create {path}: {error.strerror or error}") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _copy_file(source: Path, target: Path, mode: int) -> None:
