@@ -45,6 +45,15 @@ KeyMaterial = (
 # RFC 7469 §2.1.1 writes a pin as a directive: pin-sha256="<base64>".
 _RFC7469_DIRECTIVE = re.compile(r'^pin-sha256\s*=\s*"([^"]*)"$', re.IGNORECASE)
 _ALGORITHM_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)/(.*)$", re.DOTALL)
+# A hex fingerprint: 20 or 32 bytes (SHA-1, SHA-256) as hex, bare or in colon-separated pairs, with
+# an optional "sha256:", "SHA256=" or "sha256/" label, as openssl, browsers, urllib3's
+# assert_fingerprint and aiohttp's Fingerprint write them. A base64 SHA-256 pin is 44 characters
+# ending in "=", so it never matches.
+_HEX_FINGERPRINT = re.compile(
+    r"^(?:sha-?(?:1|256)\s*[:=/]\s*)?"
+    r"((?:[0-9a-f]{2}:){19}[0-9a-f]{2}|(?:[0-9a-f]{2}:){31}[0-9a-f]{2}|[0-9a-f]{40}|[0-9a-f]{64})$",
+    re.IGNORECASE,
+)
 
 
 def _is_bare_digest(value: str) -> bool:
@@ -62,15 +71,41 @@ def pin_from_digest(digest: bytes) -> str:
     return PIN_PREFIX + base64.b64encode(digest).decode("ascii")
 
 
+def _shown(text: str) -> str:
+    """``text`` as an error message quotes it: repr, cut to a readable length."""
+    shown = repr(text)
+    return shown if len(shown) <= 100 else f"{shown[:60]}…{shown[-20:]} ({len(text)} characters)"
+
+
+def _refuse_hex_fingerprint(text: str, value: str) -> None:
+    """Refuse a hex fingerprint, with how to get a pin: it is not a key's pin, usually."""
+    fingerprint = _HEX_FINGERPRINT.match(value)
+    if fingerprint is None:
+        return
+    digest = bytes.fromhex(fingerprint.group(1).replace(":", ""))
+    message = (
+        f"pin {_shown(text)} is a hex fingerprint, not an SPKI pin: fingerprints as urllib3 "
+        "(assert_fingerprint), aiohttp (Fingerprint), openssl and browsers show them are hashes "
+        "of the whole certificate, which change with every renewal; a pin is the base64 SHA-256 "
+        "of the public key. Get it with `pinwarden pin HOST` or `pinwarden pin cert.pem`"
+    )
+    if len(digest) == _DIGEST_SIZE:
+        message += (
+            f" (if this is already the SHA-256 of the key, write it as {pin_from_digest(digest)})"
+        )
+    raise InvalidPinError(message)
+
+
 def pin_digest(text: str) -> bytes:
     """The 32 digest bytes of a pin written as ``sha256/…``, ``pin-sha256="…"`` or bare base64.
 
-    Raises ``InvalidPinError`` naming what is wrong: another hash algorithm, bad base64, or a digest
-    that is not 32 bytes long.
+    Raises ``InvalidPinError`` naming what is wrong: another hash algorithm, a hex certificate
+    fingerprint, bad base64, or a digest that is not 32 bytes long.
     """
     if not isinstance(text, str):
         raise InvalidPinError(f"a pin is a string, not {type(text).__name__}")
     value = text.strip()
+    _refuse_hex_fingerprint(text, value)
     directive = _RFC7469_DIRECTIVE.match(value)
     if directive:
         value = directive.group(1).strip()
@@ -80,17 +115,18 @@ def pin_digest(text: str) -> bytes:
             algorithm, value = prefixed.group(1), prefixed.group(2)
             if algorithm.lower() != "sha256":
                 raise InvalidPinError(
-                    f"pin {text!r}: only sha256 pins are supported, not {algorithm!r}"
+                    f"pin {_shown(text)}: only sha256 pins are supported, not {algorithm!r}"
                 )
     if not value:
-        raise InvalidPinError(f"pin {text!r} is empty")
+        raise InvalidPinError(f"pin {_shown(text)} is empty")
     try:
         digest = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidPinError(f"pin {text!r} is not valid base64") from None
+        raise InvalidPinError(f"pin {_shown(text)} is not valid base64") from None
     if len(digest) != _DIGEST_SIZE:
         raise InvalidPinError(
-            f"pin {text!r} decodes to {len(digest)} bytes; a SHA-256 pin is {_DIGEST_SIZE} bytes"
+            f"pin {_shown(text)} decodes to {len(digest)} bytes; "
+            f"a SHA-256 pin is {_DIGEST_SIZE} bytes"
         )
     return digest
 

@@ -6,15 +6,18 @@ empty records. Nothing here imports server code: the client must stand on its ow
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from tests.client._tls_harness import Servers
+from tests.support.pki import PKI, make_pki
+from tests.support.tls_servers import running
 
-from _tls_harness import PKI, Servers, make_pki, running
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Many tests pin one key on purpose; test_client_errors.py checks the warning itself.
+    config.addinivalue_line("filterwarnings", "ignore::pinwarden.client.SinglePinWarning")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The bypasses of the design brief's "Client enforcement" rules, each tried against the engine.
+"""The bypasses of the enforcement rules of docs/security.md, each tried against the engine.
 
 Each test would pass an unguarded client through, so each fails if the code behind its rule goes.
 """
@@ -13,22 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import requests
 import urllib3
-from _pin_sources import BrokenSource, ChangingPins, FixedRule
-from _stack_table import (
-    STACKS,
-    BioConnection,
-    Stack,
-    fetch_error,
-    find_cert_error,
-    find_pin_error,
-    tcp_to,
-    tls_get,
-)
-from _tls_harness import PKI, RecordingTLSServer, Servers, assert_no_request_byte, running
 
 from pinwarden import HostPattern, InvalidPinError
+from pinwarden._tls import served_chain_der
 from pinwarden.client import (
     Mode,
     PinnedSSLContext,
@@ -45,7 +33,19 @@ from pinwarden.client import (
     pinned_pool_manager,
     pinned_requests_session,
 )
-from pinwarden.client._chain import served_chain_der
+from tests.client._pin_sources import BrokenSource, ChangingPins, FixedRule
+from tests.client._stack_table import (
+    STACKS,
+    BioConnection,
+    Stack,
+    fetch_error,
+    find_pin_error,
+    tcp_to,
+    tls_get,
+)
+from tests.client._tls_harness import Servers
+from tests.support.pki import PKI
+from tests.support.tls_servers import RecordingTLSServer, assert_no_request_byte, running
 
 pytestmark = pytest.mark.network
 
@@ -156,21 +156,24 @@ def test_requests_verify_false_is_refused(pki: PKI, servers: Servers) -> None:
 def test_requests_ca_bundle_does_not_widen_the_pinned_trust(
     bundle_from: str, pki: PKI, servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """requests would load REQUESTS_CA_BUNDLE (or verify="path") into the shared pinned context."""
+    """requests would load REQUESTS_CA_BUNDLE (or verify="path") into the shared pinned context.
+
+    It is refused, naming the bundle, before any connection; the context's anchors stay as built.
+    """
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", pki.untrusted_root_file)
     verify: bool | str = pki.untrusted_root_file if bundle_from == "verify-argument" else True
     context = pinned_context(
-        StaticPins({"other.pinwarden.test": [pki.intermediate_pin]}), cafile=pki.ca_bundle
+        StaticPins({"other.pinwarden.test": [pki.intermediate_pin, pki.backup_pin]}),
+        cafile=pki.ca_bundle,
     )
     anchors = context.cert_store_stats()["x509_ca"]
     with pinned_requests_session(context) as session:
-        with pytest.raises(requests.exceptions.SSLError) as raised:
+        with pytest.raises(ValueError, match=r"untrusted-root\.pem.*cafile="):
             session.get(servers.untrusted.url(), verify=verify, timeout=5)
-    assert find_cert_error(raised.value) is not None
     assert context.cert_store_stats()["x509_ca"] == anchors == 2
-    assert_no_request_byte(servers.untrusted)
+    assert servers.untrusted.connections == []
 
 
 def test_aiohttp_per_request_ssl_override_is_refused(pki: PKI, servers: Servers) -> None:
@@ -775,3 +778,23 @@ def test_refused_connection_stays_refused(pki: PKI, servers: Servers) -> None:
     with pytest.raises((OSError, ValueError)):
         tls.sendall(b"GET / HTTP/1.1\r\n\r\n")
     assert_no_request_byte(servers.rogue)
+
+
+def test_socket_closed_when_the_re_check_of_a_pooled_connection_fails_unexpectedly(
+    pki: PKI, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 9 holds for any failure of the re-check, not only a refusal: here the chain cannot
+    be described for the error message."""
+    source = ChangingPins({"localhost": [pki.intermediate_pin, pki.backup_pin]})
+    tls = _connect(pinned_context(source, cafile=pki.ca_bundle), servers.legit, "localhost")
+    assert tls_get(tls, "localhost", servers.legit.port) == "ok:legit"
+
+    def unreadable(chain: object) -> object:
+        raise ValueError("a certificate the message cannot describe")
+
+    monkeypatch.setattr("pinwarden.client._enforce.describe_chain", unreadable)
+    source.replace({"localhost": [pki.rogue_root_pin, pki.backup_pin]})
+    with pytest.raises(ValueError, match="cannot describe"):
+        tls_get(tls, "localhost", servers.legit.port)
+    assert tls.fileno() == -1
+    assert servers.legit.wait_closed()

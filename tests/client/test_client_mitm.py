@@ -19,21 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _stack_table import STACKS, Stack, fetch_error, find_pin_error, open_tunnel
-from _tls_harness import PKI, Servers
 
 from pinwarden.client import StaticPins
+from tests.client._stack_table import STACKS, Stack, fetch_error, find_pin_error, open_tunnel
+from tests.client._tls_harness import Servers
+from tests.support.pki import PKI
+from tests.support.tls_servers import free_port
 
 pytestmark = pytest.mark.network
 
 _REPO = Path(__file__).resolve().parents[2]
 MITMDUMP = Path(os.environ.get("PINWARDEN_MITMDUMP", _REPO / ".venv-mitm" / "bin" / "mitmdump"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Mitm:
@@ -53,7 +49,7 @@ def mitm(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mitm]:
     confdir = tmp_path_factory.mktemp("mitmproxy")
     legit_root = confdir / "legit-root.pem"
     legit_root.write_bytes(pki.legit_root.cert_pem.bytes())
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             str(MITMDUMP),

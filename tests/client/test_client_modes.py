@@ -6,10 +6,19 @@ import logging
 import ssl
 
 import pytest
-from _stack_table import STACKS, Stack, fetch_error, find_cert_error, find_pin_error, tcp_to
-from _tls_harness import PKI, Servers, assert_no_request_byte
 
 from pinwarden.client import Mode, PinValidationError, PinViolation, StaticPins, pinned_context
+from tests.client._stack_table import (
+    STACKS,
+    Stack,
+    fetch_error,
+    find_cert_error,
+    find_pin_error,
+    tcp_to,
+)
+from tests.client._tls_harness import Servers
+from tests.support.pki import PKI
+from tests.support.tls_servers import assert_no_request_byte
 
 pytestmark = pytest.mark.network
 

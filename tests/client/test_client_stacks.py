@@ -8,10 +8,12 @@ negative twins: a wrong pin, a CA the client does not trust, a certificate for a
 from __future__ import annotations
 
 import pytest
-from _stack_table import STACKS, Stack, fetch_error, find_cert_error, find_pin_error
-from _tls_harness import PKI, RecordingTLSServer, Servers, assert_no_request_byte
 
 from pinwarden.client import StaticPins
+from tests.client._stack_table import STACKS, Stack, fetch_error, find_cert_error, find_pin_error
+from tests.client._tls_harness import Servers
+from tests.support.pki import PKI
+from tests.support.tls_servers import RecordingTLSServer, assert_no_request_byte
 
 pytestmark = [
     pytest.mark.network,

@@ -174,3 +174,67 @@ def test_parse_pins_keeps_order_and_drops_duplicates() -> None:
         f"sha256/{B64}",
         f"sha256/{other}",
     )
+
+
+HEX = DIGEST.hex()
+HEX_PAIRS = ":".join(f"{byte:02X}" for byte in DIGEST)
+
+
+@pytest.mark.parametrize(
+    "fingerprint",
+    [
+        HEX,
+        HEX.upper(),
+        HEX_PAIRS,
+        f"sha256:{HEX_PAIRS}",
+        f"SHA256={HEX}",
+        f"sha-256: {HEX_PAIRS}",
+        f"sha256/{HEX}",
+        f"  {HEX_PAIRS}  ",
+        bytes(20).hex(),  # SHA-1
+        "sha1:" + ":".join(["ab"] * 20),
+    ],
+)
+def test_a_hex_certificate_fingerprint_is_refused_with_how_to_get_a_pin(fingerprint: str) -> None:
+    """Before: 'decodes to 48 bytes' or 'not valid base64', with no word of what to do."""
+    with pytest.raises(InvalidPinError) as raised:
+        parse_pins([fingerprint])
+    message = str(raised.value)
+    assert "hex fingerprint, not an SPKI pin" in message
+    assert "whole certificate" in message
+    assert "`pinwarden pin HOST` or `pinwarden pin cert.pem`" in message
+
+
+def test_a_sha256_hex_fingerprint_message_shows_the_base64_spelling_of_the_digest() -> None:
+    with pytest.raises(InvalidPinError, match=f"write it as sha256/{B64}"):
+        parse_pin(HEX_PAIRS)
+
+
+def test_the_base64_pin_of_the_same_digest_twin_is_accepted() -> None:
+    assert parse_pin(f"sha256/{B64}") == f"sha256/{B64}"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        HEX + "\x00",
+        HEX[:-1] + "\ud800",
+        HEX * 100_000,
+        ":".join(["ab"] * 100_000),
+        "sha256:" + ":" * 10_000,
+        "\x00" * 64,
+        "g" * 64,
+    ],
+    ids=["nul", "lone-surrogate", "huge-hex", "huge-pairs", "colons", "nuls", "not-hex"],
+)
+def test_hostile_pin_text_is_one_clear_invalid_pin_error(hostile: str) -> None:
+    with pytest.raises(InvalidPinError) as raised:
+        parse_pin(hostile)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_huge_pin_is_quoted_short_in_its_error() -> None:
+    with pytest.raises(InvalidPinError) as raised:
+        parse_pin("A" * 1_000_000)
+    assert len(str(raised.value)) < 300
+    assert "1000000 characters" in str(raised.value)

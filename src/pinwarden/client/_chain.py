@@ -1,52 +1,50 @@
-"""Read the verified chain of a TLS connection.
+"""Describe a chain for error messages: each certificate's role, subject, issuer and pin.
 
-Pins are checked against the chain OpenSSL built to a trust anchor, never the list of certificates
-the server sent (design brief, client rule 1; OkHttp CVE-2016-2402). Python exposes that chain
-publicly from 3.13 (``SSLSocket.get_verified_chain``) and only on the private ``_sslobj`` from 3.10.
+Reading the chains of a connection is ``pinwarden._tls``'s job (one place for every part and
+Python version).
 """
 
 from __future__ import annotations
 
-import ssl
-import sys
-from collections.abc import Hashable
+from collections.abc import Sequence
 
-__all__ = ["served_chain_der", "verified_chain_der", "verified_chain_key"]
+from cryptography import x509
 
-ChainKey = tuple[Hashable, ...]
+from pinwarden._pins import spki_pin_of_der
+from pinwarden.client._errors import ChainCertificate
+
+__all__ = ["describe_chain"]
 
 
-if sys.version_info >= (3, 13):
+def _role(depth: int, certificate: x509.Certificate, length: int) -> str:
+    if depth == 0:
+        return "leaf"
+    if depth == length - 1 and certificate.subject == certificate.issuer:
+        return "root"
+    return "intermediate"
 
-    def verified_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
-        """DER certificates of the verified chain, leaf first; empty when there is none."""
-        return list(tls.get_verified_chain())
 
-    def verified_chain_key(tls: ssl.SSLSocket | ssl.SSLObject) -> ChainKey:
-        """A hashable value equal for two connections exactly when their verified chains are."""
-        return tuple(tls.get_verified_chain())
+def _printable(name: x509.Name) -> str:
+    """RFC 4514 text of a name, with control characters escaped.
 
-    def served_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
-        """DER certificates as the server sent them: for reports only, never for the check."""
-        return list(tls.get_unverified_chain())
+    The server (an attacker, when pins do not match) chooses these names: a newline in one must not
+    forge lines of an error message or a log.
+    """
+    text = name.rfc4514_string()
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
-else:
-    import _ssl
 
-    def verified_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
-        """DER certificates of the verified chain, leaf first; empty when there is none."""
-        chain = tls._sslobj.get_verified_chain()  # type: ignore[union-attr]
-        return [certificate.public_bytes(_ssl.ENCODING_DER) for certificate in chain or ()]
-
-    def verified_chain_key(tls: ssl.SSLSocket | ssl.SSLObject) -> ChainKey:
-        """A hashable value equal for two connections exactly when their verified chains are.
-
-        The ``_ssl.Certificate`` objects themselves: they compare with OpenSSL's ``X509_cmp``
-        (the certificates' digests and encodings), which spares encoding each one to DER.
-        """
-        return tuple(tls._sslobj.get_verified_chain() or ())  # type: ignore[union-attr]
-
-    def served_chain_der(tls: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
-        """DER certificates as the server sent them: for reports only, never for the check."""
-        chain = tls._sslobj.get_unverified_chain()  # type: ignore[union-attr]
-        return [certificate.public_bytes(_ssl.ENCODING_DER) for certificate in chain or ()]
+def describe_chain(chain_der: Sequence[bytes]) -> tuple[ChainCertificate, ...]:
+    """Subject, issuer, pin and role of each certificate of a chain, leaf first (for messages)."""
+    described = []
+    for depth, der in enumerate(chain_der):
+        certificate = x509.load_der_x509_certificate(der)
+        described.append(
+            ChainCertificate(
+                role=_role(depth, certificate, len(chain_der)),
+                subject=_printable(certificate.subject),
+                issuer=_printable(certificate.issuer),
+                pin=spki_pin_of_der(der),
+            )
+        )
+    return tuple(described)

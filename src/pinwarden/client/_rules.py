@@ -13,7 +13,15 @@ from pinwarden._hosts import HostPattern
 from pinwarden._pins import parse_pins, pin_digest
 from pinwarden.errors import InvalidPinError
 
-__all__ = ["Mode", "PinRule", "PinSource", "PinViolation", "ViolationCallback"]
+__all__ = [
+    "Mode",
+    "PinRule",
+    "PinSource",
+    "PinViolation",
+    "SinglePinWarning",
+    "ViolationCallback",
+    "backup_pin_advice",
+]
 
 logger = logging.getLogger("pinwarden.client")
 
@@ -43,6 +51,9 @@ class PinRule:
     mode: Mode = Mode.ENFORCE
     report_uri: str | None = None
     digests: frozenset[bytes] = field(default=frozenset(), repr=False, compare=False)
+    # Where the rule came from, for error messages and reports ("static pins", "pin set v7 of
+    # channel com.example.app/prod", "the shipped bootstrap pins"); not part of a rule's identity.
+    origin: str = field(default="static pins", compare=False)
 
     @classmethod
     def create(
@@ -51,16 +62,38 @@ class PinRule:
         pins: Iterable[str],
         mode: str | Mode = Mode.ENFORCE,
         report_uri: str | None = None,
+        *,
+        origin: str = "static pins",
     ) -> PinRule:
         """Validate and normalise; an enforcing or reporting rule needs at least one pin."""
         host_pattern = pattern if isinstance(pattern, HostPattern) else HostPattern.parse(pattern)
         canonical = parse_pins(pins)
         rule_mode = Mode.parse(mode)
         if not canonical and rule_mode is not Mode.DISABLED:
-            # Client rule 7: an empty pin list fails closed; refuse to build one at all.
+            # docs/security.md rule 7: an empty pin list fails closed; refuse to build one at all.
             raise InvalidPinError(f"rule {host_pattern}: an {rule_mode.value} rule needs pins")
         digests = frozenset(pin_digest(pin) for pin in canonical)
-        return cls(host_pattern, canonical, rule_mode, report_uri, digests)
+        return cls(host_pattern, canonical, rule_mode, report_uri, digests, origin)
+
+
+class SinglePinWarning(UserWarning):
+    """An enforced rule holds one pin only: no backup key for the day that key must change."""
+
+
+def backup_pin_advice(rule: PinRule) -> str | None:
+    """One line of advice when ``rule`` enforces a single pin; None when it has a backup.
+
+    With one pin, the day that key changes (renewal with a new key, a compromise, a move to
+    another CA) every client refuses the host until it gets new pins: the 2016 Barclays app
+    outage. TrustKit refuses such a rule, Android lint warns (docs/security.md, "One pin").
+    """
+    if rule.mode is not Mode.ENFORCE or len(rule.pins) != 1:
+        return None
+    return (
+        f"rule {rule.pattern} ({rule.origin}) enforces a single pin: when that key changes, every "
+        "client refuses the host until it gets new pins; add a backup pin, of a spare key kept "
+        "offline (`pinwarden pin spare-key.pem`) or of the CA you would move to"
+    )
 
 
 @dataclass(frozen=True)
@@ -95,7 +128,7 @@ class PinSource(Protocol):
     """What ``pinned_context`` enforces: static pins now, dynamic pins that change over time.
 
     ``generation`` changes whenever the rules change, so a connection checked under older rules
-    is checked again before it carries another byte (client rule 8).
+    is checked again before it carries another byte (docs/security.md rule 8).
     """
 
     @property

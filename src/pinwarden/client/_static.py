@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 from pinwarden._hosts import HostPattern
@@ -10,7 +11,9 @@ from pinwarden.client._rules import (
     PinRule,
     PinViolation,
     RuleSpec,
+    SinglePinWarning,
     ViolationCallback,
+    backup_pin_advice,
     deliver,
     most_specific,
     rule_from_spec,
@@ -26,6 +29,8 @@ class StaticPins:
     ``report-only``, ``disabled``) and ``report_uri``. ``mode`` is the default for rules that do not
     name one. ``on_violation`` is called with each ``PinViolation`` (enforced or report-only).
     A host that no pattern matches is not pinned: it gets normal TLS validation only.
+
+    An enforced rule with a single pin gives a ``SinglePinWarning``: keep a backup pin.
     """
 
     def __init__(
@@ -42,6 +47,9 @@ class StaticPins:
             if rule.pattern in built:
                 raise ValueError(f"host pattern {pattern!r} appears twice (as {rule.pattern})")
             built[rule.pattern] = rule
+            advice = backup_pin_advice(rule)
+            if advice is not None:
+                warnings.warn(advice, SinglePinWarning, stacklevel=2)
         self._rules = tuple(built.values())
         self.on_violation = on_violation
 
