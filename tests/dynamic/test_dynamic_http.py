@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamic_harness import WAIT, AppPKI, FakeClock, TLSServer, Waiter, raw_https_get
-from pin_server_simulator import PinServerSimulator, report_url, server_url, simulator_server
 
 from pinwarden.client import (
     DynamicPins,
@@ -24,6 +22,17 @@ from pinwarden.client import (
     StaticPins,
     pinned_context,
 )
+from tests.dynamic.dynamic_harness import Waiter, raw_https_get
+from tests.dynamic.pin_server_simulator import (
+    PinServerSimulator,
+    report_url,
+    server_url,
+    simulator_server,
+)
+from tests.support.clock import FakeClock
+from tests.support.pki import AppPKI
+from tests.support.tls_servers import TLSServer
+from tests.support.waiting import WAIT
 
 HOST = "localhost"
 
@@ -69,8 +78,8 @@ def test_the_background_thread_fetches_over_https(
     waiter = Waiter()
     with make(sim, pin_server, app_pki, bootstrap, on_event=waiter) as source:
         assert waiter.wait_for(EventKind.FETCHED, 1)
+        assert pin_server.count("/pinset") == 1  # before the refusal below asks for a refresh
         assert accepts(source, app_pki, server_b) and not accepts(source, app_pki, server_a)
-    assert pin_server.count("/pinset") == 1
 
 
 def test_the_pin_server_certificate_must_validate(
@@ -117,9 +126,10 @@ def test_a_tampered_cached_etag_does_not_freeze_the_client(
     cached v1 for good, and wait_for_first_fetch would raise."""
     sim.publish({HOST: [app_pki.pin_a, app_pki.backup_pin]})
     make(sim, pin_server, app_pki, bootstrap, background=False, cache_dir=str(tmp_path)).refresh()
-    stored = json.loads((tmp_path / "pinset.json").read_text())
+    cached = sim.cache_of(tmp_path) / "pinset.json"
+    stored = json.loads(cached.read_text())
     stored["etag"] = etag
-    (tmp_path / "pinset.json").write_text(json.dumps(stored))
+    cached.write_text(json.dumps(stored))
     sim.publish({HOST: [app_pki.pin_b, app_pki.backup_pin]})
     source = make(sim, pin_server, app_pki, bootstrap, background=False, cache_dir=str(tmp_path),
                   wait_for_first_fetch=True)

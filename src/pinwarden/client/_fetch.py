@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
+import io
 import os
 import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import SplitResult, urlsplit
 
 from pinwarden import __version__
+from pinwarden._hosts import is_loopback
 from pinwarden.errors import PinwardenError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
     "EventStream",
@@ -48,7 +52,15 @@ _ETAG = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 class FetchError(PinwardenError):
-    """The pin server could not be reached, or answered with something other than a document."""
+    """The pin server could not be reached, or answered with something other than a document.
+
+    ``status`` is the HTTP status of the answer when there was one (a ``404`` says the URL or the
+    channel is wrong, not that the server is down), ``None`` when no status line arrived.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,6 @@ class PinServerTransport(Protocol):
         ...
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, what: str) -> str:
     """``url`` if it is ``https``, or ``http`` to a loopback address; ``ValueError`` otherwise."""
     parts = urlsplit(url)
@@ -104,7 +107,7 @@ def check_url(url: str, what: str) -> str:
         raise ValueError(f"{what} {url!r} has no host")
     if parts.username or parts.password:
         raise ValueError(f"{what} {url!r} carries credentials; they would leak into every request")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
         return url
     raise ValueError(f"{what} {url!r} must be https (plain http only to a loopback address)")
 
@@ -130,8 +133,21 @@ def _check_tls_context(cafile: str | None, ssl_context: ssl.SSLContext | None) -
         raise ValueError("the pin server's TLS context must validate certificates and hostnames")
 
 
+def _match_subject_alt_names_only(context: ssl.SSLContext) -> ssl.SSLContext:
+    """``context`` with a host matched against the certificate's subjectAltName only, never its
+    common name (RFC 9525 drops common-name matching; urllib3 turns it off likewise).
+
+    Python's own default context matches common names, so a context given for the pin server is
+    changed rather than refused: refusing would refuse every ``ssl.create_default_context()``,
+    and the change only narrows what that context accepts.
+    """
+    context.hostname_checks_common_name = False
+    return context
+
+
 # What ``http.client`` raises on a network failure, a bad answer, or a header value it cannot send
-# (``ValueError``, ``UnicodeEncodeError``): all become ``FetchError``, never an escape.
+# (``ValueError``, ``UnicodeEncodeError``), and what the deadline raises (``TimeoutError``): all
+# become ``FetchError``, never an escape.
 _TRANSPORT_ERRORS = (OSError, ValueError, http.client.HTTPException)
 
 
@@ -140,40 +156,112 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self._end = time.monotonic() + seconds
+        self._exceeded = f"no complete answer within {seconds:g} s"
 
     def remaining(self) -> float:
+        """The seconds left; ``TimeoutError`` once there are none."""
         left = self._end - time.monotonic()
         if left <= 0:
-            raise FetchError("the pin server did not answer in time")
+            raise TimeoutError(self._exceeded)
         return left
+
+    def failure(self, what: str, error: Exception, status: int | None = None) -> FetchError:
+        """``error`` of the exchange ``what`` as a ``FetchError``. Any timeout is this deadline's
+        (no wait is allowed longer than what it leaves), and is told as such."""
+        reason = self._exceeded if isinstance(error, TimeoutError) else _printable(str(error))
+        return FetchError(f"{what}: {reason}", status=status)
+
+
+class _BoundedSocket:
+    """The connected socket as ``http.client`` sees it, each blocking call bounded by the budget.
+
+    ``http.client`` reads the status line and every header with its own ``readline`` inside
+    ``getresponse()``, and a socket timeout bounds one read, not their sum; so before every send
+    and every receive the timeout is set to what the deadline leaves. The response reads through
+    a file made here that holds its own reference to the socket: from Python 3.13 the connection
+    closes its socket once it knows the response ends the connection, and ``HTTPResponse.read1``
+    then closes the response's file, so nothing may reach the socket through the connection
+    (CPython ``Lib/http/client.py``: ``HTTPConnection.getresponse``, ``HTTPResponse.read1``).
+
+    Once connected, ``http.client`` calls only ``sendall``, ``makefile("rb")`` and ``close`` on
+    ``HTTPConnection.sock`` (``HTTPConnection.send`` and ``close``, ``HTTPResponse.__init__``, in
+    3.10 to 3.13); tests/dynamic/test_transport_servers.py runs every path on each version.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock = sock
+        self._timeout: Callable[[], float] = deadline.remaining
+
+    def stream(self, idle_seconds: float) -> None:
+        """From now on each read may wait ``idle_seconds``, with no bound on the whole: an event
+        stream stays open as long as the server keeps talking."""
+        self._timeout = lambda: idle_seconds
+
+    def bound_next_call(self) -> None:
+        self.sock.settimeout(self._timeout())
+
+    def sendall(self, data: ReadableBuffer) -> None:
+        self.bound_next_call()
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        """A buffered reader like ``socket.makefile("rb")``, the only mode ``http.client`` uses."""
+        if mode != "rb":
+            raise ValueError(f"only mode 'rb' is supported, not {mode!r}")
+        return io.BufferedReader(_BoundedReader(self))
+
+    def shutdown(self) -> None:
+        """Wake a read blocked in another thread (it then sees the end of the stream)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _BoundedReader(io.RawIOBase):
+    """The raw file under the response's buffer: each ``readinto`` is one bounded receive."""
+
+    def __init__(self, bounded: _BoundedSocket) -> None:
+        super().__init__()
+        self._bounded = bounded
+        # A SocketIO, as under ``socket.makefile``: the socket stays open until this is closed too.
+        self._file = bounded.sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
+        self._bounded.bound_next_call()
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 @dataclass
 class _Exchange:
-    """An answered request. ``sock`` is kept apart: ``http.client`` drops the connection's own
-    reference when the response reads to the end of the connection (no Content-Length)."""
+    """An answered request on a connection of its own."""
 
     connection: http.client.HTTPConnection
     response: http.client.HTTPResponse
-    sock: socket.socket | None
-
-    def settimeout(self, seconds: float) -> None:
-        if self.sock is not None:
-            self.sock.settimeout(seconds)
+    sock: _BoundedSocket
 
     def close(self) -> None:
         self.response.close()
         self.connection.close()
-        if self.sock is not None:
-            self.sock.close()
+        self.sock.close()  # http.client may have dropped its reference already
 
 
 class _HttpEventStream:
     """Only the thread reading ``lines()`` releases the response (``http.client`` is not
     thread-safe); ``close()`` from another thread shuts the socket down, which ends that read."""
 
-    def __init__(self, exchange: _Exchange) -> None:
+    def __init__(self, exchange: _Exchange, idle_seconds: float) -> None:
+        exchange.sock.stream(idle_seconds)
         self._exchange = exchange
+        self._idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._reading = False
         self._closed = False
@@ -187,10 +275,12 @@ class _HttpEventStream:
             while True:
                 try:
                     line = self._exchange.response.readline(_MAX_STREAM_LINE + 1)
-                except (OSError, ValueError, http.client.HTTPException) as error:
+                except _TRANSPORT_ERRORS as error:
                     if self._closed:
                         return
-                    raise FetchError(f"the event stream broke: {error}") from error
+                    reason = (f"silent for {self._idle_seconds:g} s"
+                              if isinstance(error, TimeoutError) else _printable(str(error)))
+                    raise FetchError(f"the event stream broke: {reason}") from error
                 if not line:
                     return
                 if len(line) > _MAX_STREAM_LINE:
@@ -206,21 +296,33 @@ class _HttpEventStream:
             reading, closed = self._reading, self._closed
             self._closed = True
         if reading:
-            sock = self._exchange.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._exchange.sock.shutdown()
         elif not closed:
             self._exchange.close()
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` (it may quote what a server sent: ``BadStatusLine`` gives the whole line) as one
+    line of a message: non-printable characters escaped, at most about ``limit`` characters."""
+    escaped = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[: limit + 1])
+    return escaped if len(escaped) <= limit else escaped[:limit] + "…"
+
+
+def _shown(text: str) -> str:
+    """Server text (a reason phrase, a header value) quoted, as one line of a message."""
+    return repr(text[:64])
 
 
 class HttpTransport:
     """``PinServerTransport`` over ``http.client``: no redirects, no cookies, bounded in time.
 
-    ``timeout`` bounds a whole GET or POST; ``stream_timeout`` is how long an event stream may stay
-    silent (the server sends heartbeat comments more often than that) before it is dropped.
-    The default TLS context is built on first use: loading the system trust store takes tens of
-    milliseconds, which an app starting on cached pins should not pay before its first request.
+    ``timeout`` bounds a whole GET or POST, and the opening of an event stream: every byte from
+    the TCP connect to the end of the body (name resolution is the system resolver's).
+    ``stream_timeout`` is how long an open event stream may stay silent (the server sends
+    heartbeat comments more often than that) before it is dropped. The default TLS context is
+    built on first use: loading the system trust store takes tens of milliseconds, which an app
+    starting on cached pins should not pay before its first request. A given ``ssl_context``
+    must validate certificates and host names, and is set to stop matching common names.
     """
 
     def __init__(
@@ -233,7 +335,7 @@ class HttpTransport:
     ) -> None:
         _check_tls_context(cafile, ssl_context)
         self._cafile = cafile
-        self._context = ssl_context
+        self._context = None if ssl_context is None else _match_subject_alt_names_only(ssl_context)
         self._context_lock = threading.Lock()
         self._timeout = timeout
         self._stream_timeout = stream_timeout
@@ -242,26 +344,37 @@ class HttpTransport:
         with self._context_lock:
             if self._context is None:
                 try:
-                    self._context = ssl.create_default_context(cafile=self._cafile)
+                    default = ssl.create_default_context(cafile=self._cafile)
+                    self._context = _match_subject_alt_names_only(default)
                 except (OSError, ssl.SSLError) as error:
                     raise FetchError(f"cannot load the trust store: {error}") from error
             return self._context
 
-    def _connect(self, url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-        check_url(url, "URL")
-        parts = urlsplit(url)
+    def _connect(
+        self, parts: SplitResult, deadline: _Deadline
+    ) -> tuple[http.client.HTTPConnection, _BoundedSocket]:
+        """A connection to the URL's host with the TCP connect and the TLS handshake done here,
+        each under what the deadline leaves: ``HTTPSConnection.connect`` would give the handshake
+        the whole timeout again after the TCP connect."""
         host = parts.hostname or ""
-        connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, parts.port, timeout=timeout, context=self._tls_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        return connection, path
+        context = self._tls_context() if parts.scheme == "https" else None
+        # An explicit port: given none, http.client would read "::1" as host "::" and port 1.
+        port = parts.port or (http.client.HTTPS_PORT if context else http.client.HTTP_PORT)
+        connection = (
+            http.client.HTTPSConnection(host, port, context=context)
+            if context is not None
+            else http.client.HTTPConnection(host, port)
+        )
+        sock = socket.create_connection((host, port), deadline.remaining())
+        try:
+            if context is not None:
+                sock.settimeout(deadline.remaining())
+                sock = context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        bounded = connection.sock = _BoundedSocket(sock, deadline)
+        return connection, bounded
 
     def _exchange(
         self,
@@ -270,91 +383,95 @@ class HttpTransport:
         headers: dict[str, str],
         body: bytes | None,
         deadline: _Deadline,
-        timeout: float,
     ) -> _Exchange:
-        try:
-            connection, path = self._connect(url, timeout)
-        except (ValueError, http.client.HTTPException) as error:
-            raise FetchError(f"{method} {url}: {error}") from error
         headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **headers}
         try:
-            connection.request(method, path, body=body, headers=headers)
-            sock = connection.sock
-            if sock is not None:
-                sock.settimeout(min(timeout, deadline.remaining()))
-            return _Exchange(connection, connection.getresponse(), sock)
+            parts = urlsplit(check_url(url, "URL"))
+            target = parts.path or "/"
+            if parts.query:
+                target += "?" + parts.query
+            connection, sock = self._connect(parts, deadline)
         except _TRANSPORT_ERRORS as error:
+            raise deadline.failure(f"{method} {url}", error) from error
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            return _Exchange(connection, connection.getresponse(), sock)
+        except BaseException as error:
             connection.close()
-            raise FetchError(f"{method} {url}: {error}") from error
-        except BaseException:
-            connection.close()
+            sock.close()
+            if isinstance(error, _TRANSPORT_ERRORS):
+                raise deadline.failure(f"{method} {url}", error) from error
             raise
 
     def get(self, url: str, *, etag: str | None, max_bytes: int) -> FetchResult:
-        deadline = _Deadline(self._timeout)
         headers = {"Accept": "application/json, application/jose+json"}
         if etag is not None:
             headers["If-None-Match"] = etag
-        exchange = self._exchange("GET", url, headers, None, deadline, self._timeout)
+        deadline = _Deadline(self._timeout)
+        exchange = self._exchange("GET", url, headers, None, deadline)
         response = exchange.response
+        status = response.status
         try:
-            status = response.status
             if status == http.HTTPStatus.NOT_MODIFIED:
                 return FetchResult(status, b"", response.getheader("ETag"))
             if status != http.HTTPStatus.OK:
                 # A redirect is not followed: a pin server that moves is configured, not obeyed.
-                raise FetchError(f"GET {url}: HTTP {status} {response.reason}")
-            body = _read_capped(exchange, max_bytes, deadline, url)
+                message = f"GET {url}: HTTP {status} {_shown(response.reason)}"
+                raise FetchError(message, status=status)
+            body = _read_capped(response, max_bytes, url)
             return FetchResult(status, body, response.getheader("ETag"))
         except _TRANSPORT_ERRORS as error:
-            raise FetchError(f"GET {url}: {error}") from error
+            raise deadline.failure(f"GET {url}", error, status) from error
         finally:
             exchange.close()
 
     def post_json(self, url: str, body: bytes) -> int:
-        deadline = _Deadline(self._timeout)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        exchange = self._exchange("POST", url, headers, body, deadline, self._timeout)
+        deadline = _Deadline(self._timeout)
+        exchange = self._exchange("POST", url, headers, body, deadline)
         try:
             exchange.response.read1(_MAX_REPORT_RESPONSE)
             return exchange.response.status
         except _TRANSPORT_ERRORS as error:
-            raise FetchError(f"POST {url}: {error}") from error
+            raise deadline.failure(f"POST {url}", error, exchange.response.status) from error
         finally:
             exchange.close()
 
     def open_stream(self, url: str) -> EventStream:
-        deadline = _Deadline(self._timeout)
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        exchange = self._exchange("GET", url, headers, None, deadline, self._timeout)
+        exchange = self._exchange("GET", url, headers, None, _Deadline(self._timeout))
         status = exchange.response.status
         content_type = (exchange.response.getheader("Content-Type") or "").split(";")[0].strip()
         if status != http.HTTPStatus.OK or content_type != "text/event-stream":
             exchange.close()
             raise FetchError(
-                f"GET {url}: expected an event stream, got HTTP {status} {content_type!r}"
+                f"GET {url}: expected an event stream, got HTTP {status} {_shown(content_type)}",
+                status=status,
             )
-        exchange.settimeout(self._stream_timeout)
-        return _HttpEventStream(exchange)
+        return _HttpEventStream(exchange, self._stream_timeout)
 
 
-def _read_capped(exchange: _Exchange, max_bytes: int, deadline: _Deadline, url: str) -> bytes:
-    """The body, refused as soon as it passes ``max_bytes`` (endless data: TUF threat model).
-
-    ``read1`` makes at most one socket read, so the deadline bounds the whole body, not each read.
-    """
-    response = exchange.response
+def _read_capped(response: http.client.HTTPResponse, max_bytes: int, url: str) -> bytes:
+    """The body, refused as soon as it passes ``max_bytes`` (endless data: TUF threat model)."""
     declared = response.getheader("Content-Length") or ""
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"GET {url}: the document is {declared} bytes, over the {max_bytes} cap")
+        raise FetchError(
+            f"GET {url}: the document is {declared} bytes, over the {max_bytes} cap",
+            status=response.status,
+        )
     parts: list[bytes] = []
     size = 0
-    while True:
-        exchange.settimeout(deadline.remaining())
-        chunk = response.read1(min(_CHUNK, max_bytes + 1 - size))
-        if not chunk:
-            return b"".join(parts)
+    while chunk := response.read1(min(_CHUNK, max_bytes + 1 - size)):
         size += len(chunk)
         if size > max_bytes:
-            raise FetchError(f"GET {url}: the document is over the {max_bytes}-byte cap")
+            raise FetchError(
+                f"GET {url}: the document is over the {max_bytes}-byte cap", status=response.status
+            )
         parts.append(chunk)
+    if response.length:
+        # ``read1`` ends quietly where the connection did; ``length`` is what it still expected.
+        raise FetchError(
+            f"GET {url}: the body ended after {size} of {size + response.length} bytes",
+            status=response.status,
+        )
+    return b"".join(parts)
