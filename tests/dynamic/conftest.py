@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from dynamic_harness import AppPKI, FakeClock, TLSServer, app_server, make_pki
+from tests.dynamic.dynamic_harness import app_server
+from tests.support.clock import FakeClock
+from tests.support.pki import AppPKI, make_app_pki
+from tests.support.tls_servers import TLSServer
 
 
 @pytest.fixture(scope="session")
 def app_pki(tmp_path_factory: pytest.TempPathFactory) -> AppPKI:
-    return make_pki(tmp_path_factory.mktemp("dynamic-pki"))
+    return make_app_pki(tmp_path_factory.mktemp("dynamic-pki"))
 
 
 @pytest.fixture

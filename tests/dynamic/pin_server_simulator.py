@@ -35,11 +35,12 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dynamic_harness import WAIT, FakeClock, QuietHandler, TLSServer
-
+from pinwarden.client import DynamicPins, StaticPins
+from pinwarden.client._cache import channel_directory_name
 from pinwarden.client._fetch import FetchError, FetchResult
 from pinwarden.document import (
     Keyring,
@@ -49,6 +50,9 @@ from pinwarden.document import (
     sign_keyring,
     sign_pinset,
 )
+from tests.support.clock import FakeClock
+from tests.support.tls_servers import QuietHandler, TLSServer
+from tests.support.waiting import WAIT
 
 BASE = "https://pins.simulator.test"
 CHANNEL = "com.example.app/prod"
@@ -199,6 +203,20 @@ class PinServerSimulator:
         with self.lock:
             self.served = raw
 
+    def client(self, bootstrap: StaticPins, **options: Any) -> DynamicPins:
+        """A ``DynamicPins`` of this channel on the simulator's clock, through the simulator
+        itself unless ``transport=`` says otherwise, with no refresh loop unless asked."""
+        options.setdefault("background", False)
+        options.setdefault("transport", self)
+        return DynamicPins(
+            self.url, keyring=self.shipped_keyring, bootstrap=bootstrap, clock=self.clock,
+            **options,
+        )
+
+    def cache_of(self, cache_dir: Path) -> Path:
+        """Where a client of this channel keeps its cache under ``cache_dir``."""
+        return cache_dir / channel_directory_name(self.channel)
+
     @staticmethod
     def etag_of(raw: bytes) -> str:
         return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
@@ -299,7 +317,7 @@ class PinServerSimulator:
         headers = {"If-None-Match": etag} if etag is not None else {}
         response = self.respond("GET", self._check(url), headers, b"")
         if response.status not in (200, 304):
-            raise FetchError(f"GET {url}: HTTP {response.status}")
+            raise FetchError(f"GET {url}: HTTP {response.status}", status=response.status)
         if len(response.body) > max_bytes:
             raise FetchError(f"GET {url}: over the {max_bytes}-byte cap")
         return FetchResult(response.status, response.body, (response.headers or {}).get("ETag"))
@@ -310,7 +328,7 @@ class PinServerSimulator:
     def open_stream(self, url: str) -> SimulatedEventStream:
         path = self._check(url)
         if path != urlsplit(self.url).path + "/events":
-            raise FetchError(f"GET {url}: HTTP 404")
+            raise FetchError(f"GET {url}: HTTP 404", status=404)
         stream = SimulatedEventStream()
         with self.lock:
             self.requests.append(("GET", path))

@@ -10,7 +10,6 @@ when the server's extra is not installed.
 from __future__ import annotations
 
 import ssl
-import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +19,9 @@ import pytest
 pytest.importorskip(
     "pinwarden.server", reason="the pin server needs pip install 'pinwarden[server]'"
 )
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 import httpx
-import server_harness
 import trustme
-from dynamic_harness import IO_TIMEOUT, WAIT, AppPKI, TLSServer, Waiter
-from server_harness import PinServer, wait_until
 
 from pinwarden.cli import main
 from pinwarden.client import (
@@ -37,6 +32,12 @@ from pinwarden.client import (
     StaticPins,
     pinned_httpx_client,
 )
+from tests.dynamic.dynamic_harness import Waiter
+from tests.server import server_harness
+from tests.server.server_harness import PinServer
+from tests.support.pki import AppPKI
+from tests.support.tls_servers import IO_TIMEOUT, TLSServer
+from tests.support.waiting import WAIT, wait_until
 
 CHANNEL = "com.example.app/prod"
 HOST = "localhost"  # the app host: server_a serves leaf A for it, server_b leaf B
@@ -107,7 +108,7 @@ def reaches(client: httpx.Client, host: TLSServer) -> bool:
     """True if a GET through the pinned client is answered; False if the pins refuse the host
     (and then no request reached it). Any other failure fails the test. A refusal on a new
     connection is an ``httpx.ConnectError``; on a pooled one, checked again before its next byte
-    once the pins changed (client rule 8), httpx reports it as a ``ReadError``."""
+    once the pins changed (docs/security.md rule 8), httpx reports it as a ``ReadError``."""
     before = host.count()
     try:
         return client.get(host.url("/")).text == "ok"

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 import trustme
-from dynamic_harness import AppPKI, QuietHandler, TLSServer, running
 
 from pinwarden.client._fetch import FetchError, HttpTransport, check_url
+from tests.support.pki import AppPKI
+from tests.support.tls_servers import QuietHandler, TLSServer, running
 
 DOCUMENT = b'{"a signed": "document"}'
 

@@ -14,16 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamic_harness import (
-    FakeClock,
-    Recorder,
-    Waiter,
-    cached_document,
-    with_payload,
-    without_signatures,
-    write_cached_document,
-)
-from pin_server_simulator import CHANNEL, PinServerSimulator
 
 from pinwarden._pins import pin_from_digest
 from pinwarden.client import (
@@ -45,6 +35,16 @@ from pinwarden.document import (
     SignatureError,
     SigningKey,
 )
+from tests.dynamic.dynamic_harness import (
+    Recorder,
+    Waiter,
+    cached_document,
+    with_payload,
+    without_signatures,
+    write_cached_document,
+)
+from tests.dynamic.pin_server_simulator import CHANNEL, PinServerSimulator
+from tests.support.clock import FakeClock
 
 PIN_A, PIN_B, PIN_C, PIN_D = (pin_from_digest(hashlib.sha256(n.encode()).digest()) for n in "ABCD")
 HOST = "api.example.com"
@@ -73,12 +73,8 @@ def kinds(events: Recorder) -> list[EventKind]:
 def make(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, **options: Any
 ) -> DynamicPins:
-    options.setdefault("background", False)
     options.setdefault("on_event", events)
-    options.setdefault("transport", sim)
-    return DynamicPins(
-        sim.url, keyring=sim.shipped_keyring, bootstrap=bootstrap, clock=sim.clock, **options
-    )
+    return sim.client(bootstrap, **options)
 
 
 def pins_of(source: DynamicPins, host: str = HOST) -> tuple[str, ...]:
@@ -255,7 +251,7 @@ def test_a_replay_is_refused_even_after_the_cached_document_is_deleted(
     sim.publish({HOST: [PIN_C, PIN_D]})
     sim.publish({HOST: [PIN_B, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    (tmp_path / "pinset.json").unlink()
+    (sim.cache_of(tmp_path) / "pinset.json").unlink()
     sim.serve(sim.documents[1])
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     assert restarted.version is None
@@ -270,7 +266,7 @@ def test_a_replay_written_into_the_cache_is_refused_on_load(
     older = sim.documents[1]
     sim.publish({HOST: [PIN_B, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    write_cached_document(tmp_path, older)
+    write_cached_document(sim.cache_of(tmp_path), older)
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     recovered = [e for e in events.snapshot() if e.kind is EventKind.CACHE_RECOVERED]
     assert isinstance(recovered[-1].error, RollbackError)
@@ -510,13 +506,13 @@ def test_deleted_cached_keyrings_cannot_lower_the_keyring_floor(
     sim.rotate_online_key()
     sim.publish({HOST: [PIN_C, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    (tmp_path / "keyring-2.json").unlink()
-    (tmp_path / "pinset.json").unlink()
+    (sim.cache_of(tmp_path) / "keyring-2.json").unlink()
+    (sim.cache_of(tmp_path) / "pinset.json").unlink()
     sim.keyrings.pop(2)  # and the attacker hides it from the client
     sim.serve(sim.make_pinset({HOST: [PIN_A, PIN_D]}, version=2, signers=old_key))
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     event = restarted.refresh()
-    assert event.kind is EventKind.FETCH_FAILED and restarted.version is None
+    assert event.kind is EventKind.MISCONFIGURED and restarted.version is None  # a 404
 
 
 # -- the cache -------------------------------------------------------------------------------
@@ -552,22 +548,23 @@ def test_a_corrupted_or_edited_cache_is_recovered_from(
 ) -> None:
     sim.publish({HOST: [PIN_C, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    raw = cached_document(tmp_path)
+    cache = sim.cache_of(tmp_path)
+    raw = cached_document(cache)
     if damage == "truncate":
-        (tmp_path / "pinset.json").write_bytes((tmp_path / "pinset.json").read_bytes()[:40])
+        (cache / "pinset.json").write_bytes((cache / "pinset.json").read_bytes()[:40])
     elif damage == "garbage":
-        (tmp_path / "pinset.json").write_bytes(b"\x00\xff" * 100)
+        (cache / "pinset.json").write_bytes(b"\x00\xff" * 100)
     elif damage == "flip a payload byte":
         envelope = json.loads(raw)
         payload = envelope["payload"]
         envelope["payload"] = payload[:20] + ("A" if payload[20] != "A" else "B") + payload[21:]
-        write_cached_document(tmp_path, json.dumps(envelope).encode())
+        write_cached_document(cache, json.dumps(envelope).encode())
     elif damage == "add a pin to the payload":
         write_cached_document(
-            tmp_path, with_payload(raw, lambda payload: payload["rules"][0]["pins"].append(PIN_A))
+            cache, with_payload(raw, lambda payload: payload["rules"][0]["pins"].append(PIN_A))
         )
     else:
-        write_cached_document(tmp_path, without_signatures(raw))
+        write_cached_document(cache, without_signatures(raw))
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     assert restarted.version is None and pins_of(restarted) == (PIN_A, PIN_B)
     recovered = [e for e in events.snapshot() if e.kind is EventKind.CACHE_RECOVERED]
@@ -592,18 +589,19 @@ def test_a_lost_floor_cannot_roll_the_client_back_through_the_cache(
     sim.publish({HOST: [PIN_C, PIN_D]})
     sim.publish({HOST: [PIN_B, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    write_cached_document(tmp_path, sim.documents[1])
-    damage_floor(tmp_path, damage)
-    floor_file = (tmp_path / "floor.json").read_bytes() if damage == "garbage" else None
+    cache = sim.cache_of(tmp_path)
+    write_cached_document(cache, sim.documents[1])
+    damage_floor(cache, damage)
+    floor_file = (cache / "floor.json").read_bytes() if damage == "garbage" else None
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     assert restarted.version is None and pins_of(restarted) == (PIN_A, PIN_B)
     assert kinds(events)[-1] is EventKind.CACHE_RECOVERED
     if floor_file is None:
-        assert not (tmp_path / "floor.json").exists()
+        assert not (cache / "floor.json").exists()
     else:
-        assert (tmp_path / "floor.json").read_bytes() == floor_file
+        assert (cache / "floor.json").read_bytes() == floor_file
     assert restarted.refresh().version == 2  # the server heals the cache and the floor
-    assert json.loads((tmp_path / "floor.json").read_text())["pinset_version"] == 2
+    assert json.loads((cache / "floor.json").read_text())["pinset_version"] == 2
     assert make(sim, bootstrap, events, cache_dir=str(tmp_path)).version == 2
 
 
@@ -616,7 +614,7 @@ def test_a_lost_floor_still_refuses_what_the_cache_proves_older(
     sim.publish({HOST: [PIN_C, PIN_D]})
     sim.publish({HOST: [PIN_B, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    damage_floor(tmp_path, damage)
+    damage_floor(sim.cache_of(tmp_path), damage)
     sim.serve(sim.documents[1])
     restarted = make(sim, bootstrap, events, cache_dir=str(tmp_path))
     assert restarted.version is None
@@ -629,11 +627,11 @@ def test_a_new_cache_has_no_floor_and_loses_nothing(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
 ) -> None:
     """The twin: a floor never written beside no pin set is a new cache, not a lost floor."""
-    source = make(sim, bootstrap, events, cache_dir=str(tmp_path / "new"))
+    source = make(sim, bootstrap, events, cache_dir=str(sim.cache_of(tmp_path) / "new"))
     assert EventKind.CACHE_RECOVERED not in kinds(events)
     sim.publish({HOST: [PIN_C, PIN_D]})
     assert source.refresh().version == 1
-    assert make(sim, bootstrap, events, cache_dir=str(tmp_path / "new")).version == 1
+    assert make(sim, bootstrap, events, cache_dir=str(sim.cache_of(tmp_path) / "new")).version == 1
 
 
 def test_an_intact_cache_is_not_reported_as_recovered(
@@ -661,8 +659,8 @@ def test_an_expired_cache_is_not_used(
 def test_a_cache_that_cannot_be_written_does_not_stop_the_pins(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "cache"
-    source = make(sim, bootstrap, events, cache_dir=str(cache))
+    source = make(sim, bootstrap, events, cache_dir=str(tmp_path))
+    cache = sim.cache_of(tmp_path)
     cache.rmdir()
     cache.write_bytes(b"a file where the cache directory was")  # every write now fails
     sim.publish({HOST: [PIN_C, PIN_D]})
@@ -682,12 +680,12 @@ def test_failures_back_off_and_a_success_resets(
     delays: list[float] = []
     for _ in range(4):
         source.refresh()
-        delays.append(source._next_delay or 0.0)
+        delays.append(source._outcome.next_delay or 0.0)
     assert all(5 <= d <= 10 for d in delays[:1]) and all(40 <= d <= 80 for d in delays[3:])
     sim.down = False
     sim.publish({HOST: [PIN_C, PIN_D]}, refresh_after=600)
     source.refresh()
-    assert source._next_delay == 600
+    assert source._outcome.next_delay == 600
 
 
 def test_a_fresh_cache_delays_the_first_background_fetch_until_the_hint(
@@ -751,7 +749,7 @@ def test_refresh_never_raises_whatever_the_transport_raises(
     assert source.version is None and kinds(events) == [EventKind.FETCH_FAILED]
     event = source.refresh()
     assert event.kind is EventKind.FETCH_FAILED and event.error is error
-    assert source._failures == 2  # and the loop backs off
+    assert source._outcome.failures == 2  # and the loop backs off
     transport.error = None
     assert source.refresh().version == 1
 
@@ -777,10 +775,10 @@ def test_a_tampered_cached_etag_is_not_sent_and_the_fetch_heals_it(
 ) -> None:
     sim.publish({HOST: [PIN_C, PIN_D]})
     make(sim, bootstrap, events, cache_dir=str(tmp_path)).refresh()
-    stored = json.loads((tmp_path / "pinset.json").read_text())
+    stored = json.loads((sim.cache_of(tmp_path) / "pinset.json").read_text())
     good_etag = stored["etag"]
     stored["etag"] = "x\r\nInjected: 1"
-    (tmp_path / "pinset.json").write_text(json.dumps(stored))
+    (sim.cache_of(tmp_path) / "pinset.json").write_text(json.dumps(stored))
     seen: list[str | None] = []
     original_get = sim.get
 
@@ -794,7 +792,7 @@ def test_a_tampered_cached_etag_is_not_sent_and_the_fetch_heals_it(
     assert restarted.refresh().kind is EventKind.NOT_MODIFIED
     assert restarted.refresh().kind is EventKind.NOT_MODIFIED
     assert seen == [None, good_etag]
-    assert json.loads((tmp_path / "pinset.json").read_text())["etag"] == good_etag
+    assert json.loads((sim.cache_of(tmp_path) / "pinset.json").read_text())["etag"] == good_etag
 
 
 # -- push ------------------------------------------------------------------------------------
@@ -847,24 +845,41 @@ class RecordingRefresher:
     def wake(self, delay: float = 0.0) -> None:
         self.wakes.append(delay)
 
-    def stop(self) -> None: ...
+    def stop(self, timeout: float = 0.0) -> None: ...
 
 
-def test_announcements_cannot_force_back_to_back_fetches(
+def test_an_announcement_right_after_a_cold_start_is_followed_at_once(
     sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, clock: FakeClock
 ) -> None:
-    """At most one push-started fetch per min_interval (60 s), however many versions a stream
-    announces; without a refresh loop, a too-early announcement waits for the next refresh."""
+    """The first fetch at start, then v2 announced seconds later: fetched at once, not a minute
+    later. The twin: an announcement of the version in force fetches nothing."""
+    sim.publish({HOST: [PIN_C, PIN_D]})
+    source = make(sim, bootstrap, events)
+    source.refresh()
+    clock.advance(seconds=5)
+    source._announced(1)
+    assert sim.count("/pinset") == 1
+    sim.publish({HOST: [PIN_B, PIN_D]})
+    source._announced(2)
+    assert sim.count("/pinset") == 2 and source.version == 2
+
+
+def test_announcements_cannot_force_more_fetches_than_the_budget(
+    sim: PinServerSimulator, bootstrap: StaticPins, events: Recorder, clock: FakeClock
+) -> None:
+    """A burst of ``RefreshPolicy.burst`` fetches (3) then one per ``min_interval`` (60 s),
+    however many versions a stream announces; an explicit ``refresh()`` takes no announcement
+    token; without a refresh loop, a too-early announcement waits for the next refresh."""
     sim.publish({HOST: [PIN_C, PIN_D]})
     source = make(sim, bootstrap, events)
     source.refresh()
     clock.advance(seconds=10)
     for version in range(2, 50):
         source._announced(version)
-    assert sim.count("/pinset") == 1
-    clock.advance(seconds=50)
+    assert sim.count("/pinset") == 1 + 3
+    clock.advance(seconds=60)
     source._announced(50)
-    assert sim.count("/pinset") == 2  # the twin: min_interval later, at once
+    assert sim.count("/pinset") == 1 + 4  # a token came back: at once
     source._refresher = refresher = RecordingRefresher()
     clock.advance(seconds=15)
     source._announced(51)
@@ -882,7 +897,7 @@ def test_announcements_respect_the_back_off_after_failures(
     sim.down = True
     source.refresh()
     source.refresh()  # two failures: the back-off is 4-8 minutes
-    backoff = source._next_delay
+    backoff = source._outcome.next_delay
     assert backoff is not None and backoff >= 240
     clock.advance(seconds=100)
     source._announced(1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-from dynamic_harness import FakeClock, Recorder
-
 from pinwarden.client import EventKind, PinRule, PinViolation
 from pinwarden.client._fetch import EventStream, FetchError, FetchResult
 from pinwarden.client._reporter import ReportSender, report_payload
+from tests.dynamic.dynamic_harness import Recorder
+from tests.support.clock import FakeClock
 
 PIN = "sha256/" + "q" * 42 + "Q="
 URI = "https://reports.example.com/v1/reports"
@@ -73,6 +73,7 @@ def test_the_payload_has_the_rfc_7469_fields_and_who_sent_it() -> None:
         "reason": "no pinned key",
         "app-id": "com.example.app",
         "app-version": "1.0",
+        "rule-source": "static pins",
         "channel": "com.example.app/prod",
         "pinset-version": 9,
     }

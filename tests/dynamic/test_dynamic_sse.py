@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import queue
 import random
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from dynamic_harness import WAIT, FakeClock
-from pin_server_simulator import HEARTBEAT, PinServerSimulator
 
 from pinwarden.client._fetch import FetchError
 from pinwarden.client._refresh import RefreshPolicy
@@ -22,6 +19,9 @@ from pinwarden.client._sse import (
     announced_version,
     parse_events,
 )
+from tests.dynamic.pin_server_simulator import HEARTBEAT, PinServerSimulator
+from tests.support.clock import FakeClock
+from tests.support.waiting import WAIT, wait_until
 
 
 def events(text: str) -> list[ServerEvent]:
@@ -128,19 +128,12 @@ def test_a_stream_past_the_event_cap_is_dropped_and_reopened(clock: FakeClock) -
                                     random.Random(1))
     subscription.start()
     try:
-        wait_until(lambda: len(sim.streams) == 1)
+        wait_until(lambda: len(sim.streams) == 1, WAIT, "the stream to open")
         for _ in range(MAX_EVENT_CHARS // 1024 + 1):
             sim.streams[0].push("data: " + "A" * 1023 + "\n")
-        wait_until(lambda: sim.count("/events") == 2)  # dropped, then opened again
+        wait_until(lambda: sim.count("/events") == 2, WAIT, "the stream dropped and opened again")
         sim.announce(3)
         assert announced.get(timeout=WAIT) == 3
     finally:
         subscription.stop()
 
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if condition():
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("timed out")

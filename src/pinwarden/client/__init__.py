@@ -17,13 +17,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pinwarden._public_names import name_exceptions_after
 from pinwarden.client._context import PinnedSSLContext, pinned_context
 from pinwarden.client._enforce import PinCheck, PinnedSSLObject, PinnedSSLSocket
-from pinwarden.client._errors import PinValidationError
-from pinwarden.client._events import EventKind, PinEvent
+from pinwarden.client._errors import (
+    ChainCertificate,
+    PinningUnavailableError,
+    PinValidationError,
+    pin_error,
+)
+from pinwarden.client._events import EventKind, PinEvent, PinStatus
 from pinwarden.client._fetch import FetchError, FetchResult, HttpTransport, PinServerTransport
 from pinwarden.client._refresh import RefreshPolicy
-from pinwarden.client._rules import Mode, PinRule, PinSource, PinViolation, ViolationCallback
+from pinwarden.client._rules import (
+    Mode,
+    PinRule,
+    PinSource,
+    PinViolation,
+    SinglePinWarning,
+    ViolationCallback,
+    backup_pin_advice,
+)
 from pinwarden.client._stacks import (
     pinned_aiohttp_connector,
     pinned_httpx_async_client,
@@ -53,6 +67,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "ChainCertificate",
     "ChannelError",
     "DynamicPins",
     "EventKind",
@@ -65,14 +80,19 @@ __all__ = [
     "PinRule",
     "PinServerTransport",
     "PinSource",
+    "PinStatus",
     "PinValidationError",
     "PinViolation",
     "PinnedSSLContext",
     "PinnedSSLObject",
     "PinnedSSLSocket",
+    "PinningUnavailableError",
     "RefreshPolicy",
+    "SinglePinWarning",
     "StaticPins",
     "ViolationCallback",
+    "backup_pin_advice",
+    "pin_error",
     "pinned_aiohttp_connector",
     "pinned_context",
     "pinned_httpx_async_client",
@@ -82,3 +102,5 @@ __all__ = [
     "pinned_requests_adapter",
     "pinned_requests_session",
 ]
+
+name_exceptions_after(__name__, globals(), __all__)

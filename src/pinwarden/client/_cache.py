@@ -12,12 +12,21 @@ expiry, floor) exactly as if it had just been fetched. What the cache must guara
   on Windows the thread lock alone). What the client does when ``floor.json`` is damaged or
   missing is ``TrustStore``'s business: it then does not trust the cached pin set.
 
-Layout of the cache directory (created ``0700``, files ``0600``)::
+Each channel has its own directory under the ``cache_dir`` the app gives (docs/spec.md §8: the
+floor is per channel), so two channels sharing a ``cache_dir`` never read each other's pin set or
+floor. Layout (directories created ``0700``, files ``0600``)::
 
-    pinset.json          {"etag": ..., "checked": time of the last answer, "document": base64}
-    keyring-<N>.json     each keyring version the client followed past the one it shipped with
-    floor.json           {"pinset_version": N, "keyring_version": M}
-    .lock                the lock file of floor updates (empty)
+    <cache_dir>/
+      .lock                  the lock of moving a cache of the older layout (empty)
+      channel-<name>/        one channel: its name percent-encoded (a SHA-256 if very long)
+        pinset.json          {"etag": ..., "checked": time of the last answer, "document": base64}
+        keyring-<N>.json     each keyring version the client followed past the one it shipped with
+        floor.json           {"pinset_version": N, "keyring_version": M}
+        .lock                the lock file of floor updates (empty)
+
+A cache of the older layout (those files directly in ``cache_dir``, one channel per directory) is
+moved into the directory of the channel its pin set names, by the first client of that channel
+that starts; with no pin set to name one, by the first client that starts (``for_channel``).
 """
 
 from __future__ import annotations
@@ -25,17 +34,19 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pinwarden.client._fetch import usable_etag
 from pinwarden.errors import PinwardenError
@@ -43,7 +54,7 @@ from pinwarden.errors import PinwardenError
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["CacheError", "CachedPinset", "PinCache", "VersionFloor"]
+__all__ = ["CacheError", "CachedPinset", "PinCache", "VersionFloor", "channel_directory_name"]
 
 _PINSET = "pinset.json"
 _FLOOR = "floor.json"
@@ -51,6 +62,8 @@ _LOCK = ".lock"
 _KEYRING = re.compile(r"^keyring-([1-9][0-9]{0,9})\.json$")
 # A cache file far larger than any document it may hold is not read at all.
 _MAX_CACHE_FILE = 1024 * 1024
+# Percent-encoded channel names longer than this are hashed: a file name has at most 255 bytes.
+_MAX_READABLE_NAME = 200
 
 
 class CacheError(PinwardenError):
@@ -113,7 +126,8 @@ def _fsync_directory(directory: Path) -> None:
 
 
 # Floor updates of every cache directory in this process; ``flock`` orders them across processes.
-_FLOOR_LOCK = threading.Lock()
+# Re-entrant: moving an older cache raises the channel's floor while holding the top-level lock.
+_FLOOR_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -153,12 +167,38 @@ def _dump(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True).encode("utf-8")
 
 
+def channel_directory_name(channel: str) -> str:
+    """The name of a channel's directory: ``channel-`` and the percent-encoded channel name (so
+    ``/``, ``.`` and ``..`` cannot leave ``cache_dir``), or its SHA-256 when that is too long."""
+    # ``surrogatepass``: a channel= with a lone surrogate still names one directory of its own.
+    encoded = quote(channel, safe="", errors="surrogatepass")
+    if len(encoded) > _MAX_READABLE_NAME:
+        encoded = "sha256-" + hashlib.sha256(channel.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"channel-{encoded}"
+
+
+ClaimedChannel = Callable[[bytes], "str | None"]
+"""The channel a cached pin set names, read without verifying it (only to place the file)."""
+
+
 class PinCache:
-    """One client's cache directory (see the module docstring for the layout)."""
+    """One channel's cache directory (see the module docstring for the layout)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @classmethod
+    def for_channel(
+        cls, cache_dir: str | os.PathLike[str], channel: str, claimed_channel: ClaimedChannel
+    ) -> PinCache:
+        """The cache of ``channel`` under ``cache_dir``, after moving a cache of the older layout
+        into it if that cache is this channel's (see the module docstring)."""
+        base = Path(cache_dir)
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cache = cls(base / channel_directory_name(channel))
+        _adopt_older_layout(base, cache, channel, claimed_channel)
+        return cache
 
     def load_pinset(self) -> CachedPinset | None:
         """The stored pin set, ``None`` if there is none; ``CacheError`` if it is damaged.
@@ -244,3 +284,43 @@ class PinCache:
                     ),
                 )
             return merged
+
+
+def _adopt_older_layout(
+    base: Path, cache: PinCache, channel: str, claimed_channel: ClaimedChannel
+) -> None:
+    """Move the files of a one-channel cache directory (the older layout) into ``cache``.
+
+    They are ``channel``'s if their pin set names it, or if there is no readable pin set to name
+    another. Nothing is trusted by moving it: the client verifies every file again on load, and a
+    floor that does not move along with its pin set is then *lost* (``TrustStore``). A file the
+    channel directory already has is not overwritten; the older floor is merged into it.
+    """
+    older = PinCache(base)
+    with _floor_locked(base):
+        pinset_path, floor_path = base / _PINSET, base / _FLOOR
+        keyrings = older.keyring_versions()
+        if not (pinset_path.exists() or floor_path.exists() or keyrings):
+            return
+        try:
+            stored = older.load_pinset()
+        except CacheError:
+            stored = None  # damaged: moved all the same, and refused on load
+        owner = claimed_channel(stored.raw) if stored is not None else None
+        if owner is not None and owner != channel:
+            return  # another channel's cache: its own client moves it
+        try:
+            floor = older.load_floor()
+        except CacheError:
+            floor = None
+        if floor is not None:
+            cache.raise_floor(floor)
+        for name in [f"keyring-{version}.json" for version in keyrings] + [_PINSET]:
+            source, target = base / name, cache.directory / name
+            if source.exists() and not target.exists():
+                os.replace(source, target)
+            with contextlib.suppress(FileNotFoundError):
+                source.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            floor_path.unlink()
+        _fsync_directory(cache.directory)

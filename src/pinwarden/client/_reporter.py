@@ -3,9 +3,15 @@
 A report is the JSON of RFC 7469 §3 (``date-time``, ``hostname``, ``port``,
 ``effective-expiration-date``, ``include-subdomains``, ``noted-hostname``,
 ``served-certificate-chain``, ``validated-certificate-chain``, ``known-pins``) plus TrustKit's
-``enforce-pinning`` and pinwarden's ``reason``, ``app-id``, ``app-version``, ``channel`` and
-``pinset-version``; a field with no value is left out, not sent as ``null``. It holds nothing of
-the app's request and is sent with no cookies and no redirects followed (``HttpTransport``).
+``enforce-pinning`` and pinwarden's ``reason``, ``app-id``, ``app-version``, ``rule-source`` (where
+the violated rule came from: ``PinRule.origin``) and, for a rule of a signed pin set only,
+``channel`` and ``pinset-version``; a field with no value is left out, not sent as ``null``. It
+holds nothing of the app's request and is sent with no cookies and no redirects followed
+(``HttpTransport``).
+
+A report URI is not the pin server: ``ReportRoute`` sends a report to the pin server's own origin
+with the pin server's trust (its ``cafile``/``ssl_context``), and to any other origin with the
+trust given for reports, by default the system trust store, as any HTTPS client would.
 
 ``submit`` costs a dictionary lookup and a non-blocking queue put: one report per host, port and
 chain per interval (RFC 7469 §3 asks reporters to limit themselves; TrustKit does the same), a
@@ -22,14 +28,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from pinwarden._hosts import PatternKind
 from pinwarden.client._events import EventCallback, EventKind, PinEvent, emit
-from pinwarden.client._fetch import FetchError, PinServerTransport, check_url
+from pinwarden.client._fetch import FetchError, check_url
 from pinwarden.client._rules import PinViolation
 
-__all__ = ["ReportSender", "report_payload"]
+__all__ = ["ReportPoster", "ReportRoute", "ReportSender", "report_payload"]
 
 logger = logging.getLogger("pinwarden.client")
 
@@ -66,10 +73,41 @@ def report_payload(
         "reason": violation.reason,
         "app-id": app_id,
         "app-version": app_version,
+        "rule-source": rule.origin,
         "channel": channel,
         "pinset-version": pinset_version,
     }
     return {name: value for name, value in report.items() if value is not None}
+
+
+class ReportPoster(Protocol):
+    """What the report sender needs from the network: ``PinServerTransport.post_json``."""
+
+    def post_json(self, url: str, body: bytes) -> int: ...
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default_port = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+class ReportRoute:
+    """Reports to the pin server's origin go with its trust; all others with ``elsewhere``'s.
+
+    The pin server's ``cafile`` says whom to trust for the pin server, not for a report URI on
+    another host: a report URI with a public certificate must not be refused because the pin
+    server has a private CA, nor a private CA be trusted for a host it was not given for.
+    """
+
+    def __init__(self, pin_server_url: str, pin_server: ReportPoster, elsewhere: ReportPoster):
+        self._origin = _origin(pin_server_url)
+        self._pin_server = pin_server
+        self._elsewhere = elsewhere
+
+    def post_json(self, url: str, body: bytes) -> int:
+        same_origin = _origin(url) == self._origin
+        return (self._pin_server if same_origin else self._elsewhere).post_json(url, body)
 
 
 @dataclass(frozen=True)
@@ -87,7 +125,7 @@ class ReportSender:
 
     def __init__(
         self,
-        transport: PinServerTransport,
+        transport: ReportPoster,
         *,
         interval: timedelta,
         clock: Clock,
@@ -147,8 +185,9 @@ class ReportSender:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
 
-    def close(self) -> None:
-        """Stop taking reports; the thread ends after the one it is sending (if any)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop taking reports; wait at most ``timeout`` seconds for the thread, which ends after
+        the report it is sending (if any: that one ends within the transport's time budget)."""
         with self._lock:
             self._closed = True
             thread = self._thread
@@ -157,7 +196,7 @@ class ReportSender:
         except queue.Full:
             pass  # the thread is busy and sees ``_closed`` after its current report
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+            thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while True:

@@ -129,14 +129,17 @@ class PushSubscription:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the stream and wait at most ``timeout`` seconds for the thread. A stream still
+        being opened (a pin server that hangs) cannot be interrupted: the thread then ends on its
+        own, within the transport's time budget, and never calls ``on_version`` again."""
         self._stopped.set()
         with self._lock:
             stream = self._stream
         if stream is not None:
             stream.close()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
 
     def _follow(self) -> bool:
         """Read one connection to its end; whether it carried a line (then back-off restarts)."""
@@ -156,7 +159,7 @@ class PushSubscription:
         try:
             for event in parse_events(lines()):
                 version = announced_version(event)
-                if version is not None:
+                if version is not None and not self._stopped.is_set():
                     self._on_version(version)
         finally:
             with self._lock:

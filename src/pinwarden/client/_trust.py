@@ -19,11 +19,15 @@ force at an instant depends only on the clock (document, keyring and per-rule ex
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from pinwarden._hosts import HostPattern
 from pinwarden.client._cache import CachedPinset, CacheError, PinCache, VersionFloor
 from pinwarden.client._events import EventCallback, EventKind, PinEvent
 from pinwarden.client._rules import PinRule
@@ -40,11 +44,30 @@ from pinwarden.document import (
 )
 from pinwarden.errors import InvalidHostError, InvalidPinError
 
-__all__ = ["ChannelError", "TrustStore", "VerifiedPins", "channel_of"]
+__all__ = [
+    "BOOTSTRAP_ORIGIN",
+    "ChannelError",
+    "TrustStore",
+    "VerifiedPins",
+    "channel_of",
+    "claimed_channel",
+    "pinset_origin",
+]
+
+BOOTSTRAP_ORIGIN = "the shipped bootstrap pins"
+"""``PinRule.origin`` of the bootstrap rules a ``DynamicPins`` applies."""
+
+
+def pinset_origin(version: int, channel: str) -> str:
+    """``PinRule.origin`` of a rule of a verified pin set."""
+    return f"pin set v{version} of channel {channel}"
 
 
 class ChannelError(DocumentError):
     """A validly signed pin set of another channel: replayed across channels, never applied."""
+
+    # Exported lazily by pinwarden.client, so pinwarden._public_names never sees it there.
+    __module__ = "pinwarden.client"
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,11 @@ class VerifiedPins:
     def version(self) -> int:
         return self.pinset.version
 
+    @property
+    def origin(self) -> str:
+        """The ``PinRule.origin`` of its rules: ``pin set vN of channel C``."""
+        return pinset_origin(self.pinset.version, self.pinset.channel)
+
     def live(self, now: datetime) -> tuple[tuple[PinRule, datetime], ...]:
         """The rules in force at ``now`` (none once the document itself has expired)."""
         if now >= self.expires:
@@ -73,7 +101,15 @@ def _build(pinset: PinSet, raw: bytes, keyring: Keyring, etag: str | None) -> Ve
     rules = []
     for rule in pinset.rules:
         try:
-            built = PinRule.create(rule.pattern, rule.pins, rule.mode, pinset.report_uri)
+            # A signed pattern is judged by the grammar only: the signer applied its policy
+            # (docs/spec.md §3.2), and this client's public-suffix list may be another snapshot.
+            built = PinRule.create(
+                HostPattern.parse(rule.pattern, grammar_only=True),
+                rule.pins,
+                rule.mode,
+                pinset.report_uri,
+                origin=pinset_origin(pinset.version, pinset.channel),
+            )
         except (InvalidPinError, InvalidHostError, ValueError) as error:
             raise FormatError(f"rule {rule.pattern}: {error}") from None
         until = expires if rule.expires is None else min(rule.expires, expires)
@@ -88,6 +124,22 @@ def channel_of(url: str) -> str | None:
     if marker not in path:
         return None
     return unquote(path.split(marker, 1)[1].strip("/")) or None
+
+
+def claimed_channel(raw: bytes) -> str | None:
+    """The channel a signed pin set names, read **without verifying** it.
+
+    Only ``PinCache.for_channel`` uses it, to tell which channel's directory a cache of the older
+    layout belongs to; the document is verified again on load like any cached one, so a false
+    claim only moves a file that is then refused.
+    """
+    try:
+        payload = json.loads(raw)["payload"]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, TypeError, KeyError, RecursionError, binascii.Error):
+        return None
+    channel = claims.get("channel") if isinstance(claims, dict) else None
+    return channel if isinstance(channel, str) else None
 
 
 KeyringFetch = Callable[[int], bytes]
@@ -141,8 +193,9 @@ class TrustStore:
         except DocumentError as error:
             if isinstance(error, ExpiredError):
                 self._emit(
-                    PinEvent(EventKind.FELL_BACK, f"the cached pin set is not used: {error}",
-                             error=error)
+                    PinEvent(
+                        EventKind.FELL_BACK, f"the cached pin set is not used: {error}", error=error
+                    )
                 )
             else:
                 self._recovered("the pin set", error)
@@ -150,10 +203,13 @@ class TrustStore:
             return None, None
         if self._floor_lost:
             self.floor = self.floor.raised_to(VersionFloor(pins.version, self.keyring.version))
-            self._recovered("the pin set", CacheError(
-                f"v{pins.version} verifies, but with the version floor lost it could be a "
-                "rollback; starting on the bootstrap pins"
-            ))
+            self._recovered(
+                "the pin set",
+                CacheError(
+                    f"v{pins.version} verifies, but with the version floor lost it could be a "
+                    "rollback; starting on the bootstrap pins"
+                ),
+            )
             return None, None
         self._raise_floor(VersionFloor(pins.version, self.keyring.version))
         return pins, cached.checked
@@ -281,6 +337,7 @@ class TrustStore:
 
     def _write_failed(self, error: OSError) -> None:
         self._emit(
-            PinEvent(EventKind.CACHE_WRITE_FAILED, f"the cache was not written: {error}",
-                     error=error)
+            PinEvent(
+                EventKind.CACHE_WRITE_FAILED, f"the cache was not written: {error}", error=error
+            )
         )

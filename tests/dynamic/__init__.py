@@ -1,0 +1,1 @@
+"""The dynamic-client suites: signed pin sets fetched, cached, refreshed and pushed."""
