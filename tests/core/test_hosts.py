@@ -1,4 +1,5 @@
-"""Host normalisation and OkHttp-style host patterns (issue 2; client rule 6)."""
+"""Host normalisation and OkHttp-style host patterns: the grammar of docs/spec.md §3.1 and the
+signer's policy of §3.2 (docs/security.md rule 6)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ from pinwarden import HostPattern, InvalidHostError, normalize_host
         ("[::1]", "::1"),
         ("0:0:0:0:0:0:0:1", "::1"),
         ("_service.example.com", "_service.example.com"),
+        ("ab--cd.example.com", "ab--cd.example.com"),
+        # ASCII labels keep their own grammar beside a non-ASCII one (idna.encode of the whole
+        # name would refuse "_srv" and "r1---sn").
+        ("_srv.bücher.example", "_srv.xn--bcher-kva.example"),
+        ("r1---sn.Bücher.example", "r1---sn.xn--bcher-kva.example"),
+        ("bücher\u3002example", "xn--bcher-kva.example"),
+        ("[2001:DB8:0:0:0:0:0:1]", "2001:db8::1"),
+        # One spelling on every Python: 3.13 writes a mapped address as ::ffff:1.2.3.4.
+        ("::ffff:1.2.3.4", "1.2.3.4"),
+        ("[::ffff:102:304]", "1.2.3.4"),
+        ("a" * 63 + ".com", "a" * 63 + ".com"),
+        (("a" * 62 + ".") * 4 + "c", ("a" * 62 + ".") * 4 + "c"),  # 253 characters
     ],
 )
 def test_hosts_normalise_to_one_form(spelling: str, normal: str) -> None:
@@ -39,6 +52,22 @@ def test_hosts_normalise_to_one_form(spelling: str, normal: str) -> None:
         "xn--zz.example",
         "ex@mple.com",
         ("a" * 60 + ".") * 5 + "com",
+        ("a" * 62 + ".") * 4 + "cd",  # 254 characters
+        "example.com\n",  # a "$" in a regex would let the newline through
+        "exa\x00mple.com",
+        "\ud800.example",
+        "1.2.3",  # the WHATWG URL parser reads it as 1.2.0.3
+        "0x7f.1",
+        "example.0x1f",
+        "example.123",
+        "01.2.3.4",
+        "fe80::1%eth0",
+        "[fe80::1%25eth0]",
+        "xn--abc-.example",
+        "xn--.example",
+        "xn--a-ecp.example",  # Punycode of "a⒈", not IDNA 2008
+        "xn--ls8h-.example",
+        "a" * 1_000_000,
     ],
 )
 def test_malformed_hosts_are_refused(bad: str) -> None:
@@ -67,20 +96,65 @@ def test_patterns_match_as_okhttp_defines_them(pattern: str, host: str, matches:
     assert HostPattern.parse(pattern).matches(normalize_host(host)) is matches
 
 
-@pytest.mark.parametrize(
-    "pattern", ["*.com", "**.com", "**.co.uk", "*.co.uk", "*.github.io", "**.localhost"]
-)
-def test_patterns_covering_a_public_suffix_are_refused(pattern: str) -> None:
+@pytest.mark.parametrize("pattern", ["**.co.uk", "*.co.uk", "*.github.io", "**.github.io"])
+def test_signers_refuse_wildcards_over_a_public_suffix_and_verifiers_do_not(pattern: str) -> None:
     with pytest.raises(InvalidHostError, match="public suffix"):
         HostPattern.parse(pattern)
+    assert str(HostPattern.parse(pattern, grammar_only=True)) == pattern
 
 
+def test_signers_refuse_a_punycode_label_that_is_not_idna_2008_and_verifiers_do_not() -> None:
+    with pytest.raises(InvalidHostError, match="IDNA 2008"):
+        HostPattern.parse("*.xn--a-ecp.example")
+    assert str(HostPattern.parse("*.xn--a-ecp.example", grammar_only=True)) == "*.xn--a-ecp.example"
+
+
+@pytest.mark.parametrize("grammar_only", [False, True])
+@pytest.mark.parametrize("pattern", ["*.com", "**.com", "**.localhost", "*.a"])
+def test_a_wildcard_over_one_label_is_refused_by_the_grammar(
+    pattern: str, grammar_only: bool
+) -> None:
+    with pytest.raises(InvalidHostError, match="at least two labels"):
+        HostPattern.parse(pattern, grammar_only=grammar_only)
+
+
+@pytest.mark.parametrize("grammar_only", [False, True])
 @pytest.mark.parametrize(
-    "pattern", ["*", "**", "a.*.example.com", "*example.com", "***.example.com", "*.127.0.0.1"]
+    "pattern",
+    [
+        "*",
+        "**",
+        "a.*.example.com",
+        "*example.com",
+        "***.example.com",
+        "*.127.0.0.1",
+        "**.::1",
+        "*.[::1]",
+        "*.",
+        "*..example.com",
+        "*.example.com\n",
+        "**." + ("a" * 62 + ".") * 4 + "cd",
+        "",
+    ],
 )
-def test_malformed_patterns_are_refused(pattern: str) -> None:
+def test_malformed_patterns_are_refused(pattern: str, grammar_only: bool) -> None:
     with pytest.raises(InvalidHostError):
-        HostPattern.parse(pattern)
+        HostPattern.parse(pattern, grammar_only=grammar_only)
+
+
+@pytest.mark.parametrize("value", [None, 7, b"example.com", ["example.com"]])
+def test_hosts_and_patterns_of_another_type_are_refused(value: object) -> None:
+    with pytest.raises(InvalidHostError, match="is a string"):
+        normalize_host(value)  # type: ignore[arg-type]
+    with pytest.raises(InvalidHostError, match="is a string"):
+        HostPattern.parse(value)  # type: ignore[arg-type]
+
+
+def test_the_253_character_limit_is_on_the_name_without_the_wildcard() -> None:
+    name = ("a" * 62 + ".") * 4 + "c"
+    assert len(name) == 253
+    assert HostPattern.parse("**." + name).base == name
+    assert HostPattern.parse("*." + name).base == name
 
 
 def test_registrable_domains_and_hosts_below_them_are_accepted() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pinwarden.document import (
     MAX_KEYRING_STEPS,
+    DocumentError,
     PinSet,
     load_keyring,
     peek_document,
@@ -50,16 +51,23 @@ def run_vector(case: dict[str, Any]) -> PinSet:
     now = parse_time(case["now"], "now")
     document = case["document"].encode()
     keyring = load_keyring(case["keyring"].encode())
-    if "keyrings" in case:
+    target = _claimed_keyring_version(document) if "keyrings" in case else None
+    if target is not None:
         later = [raw.encode() for raw in case["keyrings"]]
         base = keyring.version
-        target = peek_document(document).keyring_version
-        assert target is not None, "rotation vectors carry a pin set"
+        # No ``now``: a walk judges no expiry (docs/spec.md §5.4); §5.3 step 10 does.
         keyring = walk_keyrings(
             keyring,
             lambda version: later[version - base - 1],
             target,
             max_steps=case.get("max_steps", MAX_KEYRING_STEPS),
-            now=now,
         )
     return verify_pinset(document, keyring=keyring, min_version=case["min_version"], now=now)
+
+
+def _claimed_keyring_version(document: bytes) -> int | None:
+    """docs/spec.md §7 step 2: the unverified keyring_version to walk to, or None (no walk)."""
+    try:
+        return peek_document(document).keyring_version
+    except DocumentError:
+        return None  # the verification refuses the document

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from document_helpers import load_vectors
+
+from tests.document.document_helpers import load_vectors
 
 pytest.importorskip("atheris")
 

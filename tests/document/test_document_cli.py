@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from document_helpers import gen, load_vectors
 
 from pinwarden.cli import main
 from pinwarden.document import KeyDirectory, SigningKey, sign_keyring, sign_pinset
+from tests.document.document_helpers import gen, load_vectors
 
 PASSPHRASE = "cli test passphrase"
 VECTORS = load_vectors()

@@ -13,7 +13,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from document_helpers import gen, load_vectors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from pinwarden.document import (
 )
 from pinwarden.document._encoding import canonical_json
 from pinwarden.document._envelope import sign_envelope
+from tests.document.document_helpers import gen, load_vectors
 
 KEYRING = load_keyring(gen.KEYRING_RAW)
 SEEDS = sorted(
@@ -155,7 +155,7 @@ def test_signed_but_malformed_payloads(raw: bytes) -> None:
 
 def test_judge_flags_any_other_exception(monkeypatch: Any) -> None:
     """The fuzz tests above can fail: an exception outside DocumentError escapes ``judge``."""
-    import test_document_fuzz as module
+    from tests.document import test_document_fuzz as module
 
     def broken(*_: Any, **__: Any) -> PinSet:
         raise ValueError("not a DocumentError")

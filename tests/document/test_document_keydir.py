@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from document_helpers import gen
 
 from pinwarden.document import (
     KeyDirectory,
@@ -22,6 +21,7 @@ from pinwarden.document import (
     walk_keyrings,
 )
 from pinwarden.document._keydir import OnlineKeyDirectory
+from tests.document.document_helpers import gen
 
 PASSPHRASE = "keydir test passphrase"
 

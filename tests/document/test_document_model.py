@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from document_helpers import gen
 
+from pinwarden.client._rules import PinRule
+from pinwarden.client._trust import TrustStore
 from pinwarden.document import (
     FormatError,
     KeyringKey,
@@ -14,17 +16,21 @@ from pinwarden.document import (
     PinSet,
     PinSetRule,
     SigningKey,
+    check_report_uri,
     load_keyring,
     sign_keyring,
     sign_pinset,
     verify_pinset,
 )
+from pinwarden.document._envelope import sign_envelope
+from pinwarden.errors import InvalidHostError
+from tests.document.document_helpers import gen
 
 LIVE, BACKUP = gen.pin("live"), gen.pin("backup")
 
 
 def test_rule_normalises_pattern_and_pins() -> None:
-    rule = PinSetRule("*.Example.COM.", [LIVE.replace("sha256/", ""), f'pin-sha256="{BACKUP[7:]}"'])
+    rule = PinSetRule("*.Example.COM.", (LIVE.replace("sha256/", ""), f'pin-sha256="{BACKUP[7:]}"'))
     assert rule.pattern == "*.example.com"
     assert rule.pins == (LIVE, BACKUP)
     assert PinSetRule("**.example.com", (LIVE, LIVE)).pins == (LIVE,)
@@ -33,7 +39,7 @@ def test_rule_normalises_pattern_and_pins() -> None:
 @pytest.mark.parametrize(
     ("pattern", "pins", "mode"),
     [
-        ("*.com", (LIVE,), "enforce"),  # covers a public suffix
+        ("*.com", (LIVE,), "enforce"),  # a wildcard over one label (spec §3.1)
         ("a.*.example.com", (LIVE,), "enforce"),
         ("api.example.com", (), "enforce"),  # fail closed: no pins
         ("api.example.com", (), "report-only"),
@@ -140,3 +146,102 @@ def test_default_kid_is_the_jwk_thumbprint() -> None:
     key = SigningKey.generate()
     assert key.kid == key.public().fingerprint
     assert len(key.kid) == 43
+
+
+def _ed25519_jwk(encoded: bytes) -> dict[str, str]:
+    return {"kty": "OKP", "crv": "Ed25519", "x": gen.b64url_encode(encoded), "alg": "EdDSA"}
+
+
+def test_ed25519_keys_must_be_of_prime_order() -> None:
+    for signer in (gen.ONLINE, gen.STRANGER, SigningKey.generate()):
+        assert KeyringKey.from_jwk("k", signer.public().to_jwk()).kid == "k"
+    online = base64.urlsafe_b64decode(gen.ONLINE.public().to_jwk()["x"] + "=")
+    mixed = gen._ed25519_encoding(
+        gen._add(gen._ed25519_point(online), gen._ed25519_point(gen._ORDER_8_POINT))
+    )
+    refused = {
+        "neutral element": b"\x01" + bytes(31),
+        "order 2": (gen._ED25519_P - 1).to_bytes(32, "little"),
+        "order 8": gen._ORDER_8_POINT,
+        "mixed order": mixed,
+        "y + p": (3 + gen._ED25519_P).to_bytes(32, "little"),
+        "not on the curve": (2).to_bytes(32, "little"),
+    }
+    for what, encoded in refused.items():
+        with pytest.raises(FormatError, match="Ed25519 key"):
+            KeyringKey.from_jwk(what.replace(" ", "-"), _ed25519_jwk(encoded))
+
+
+def _pinset_with(pattern: str) -> PinSet:
+    pinset: PinSet = gen.pinset(rules=(PinSetRule(pattern, (LIVE, BACKUP)),))
+    return pinset
+
+
+@pytest.mark.parametrize("pattern", ["**.co.uk", "*.github.io", "xn--a-ecp.example.com"])
+def test_the_signer_refuses_what_verifiers_do_not_re_judge(pattern: str) -> None:
+    pinset = _pinset_with(pattern)  # the document model takes the grammar only (spec §3.2)
+    with pytest.raises(FormatError, match="refusing to sign"):
+        sign_pinset(pinset, [gen.ONLINE])
+    raw = sign_envelope(pinset.to_payload(), [gen.ONLINE])  # as a signer with another snapshot
+    keyring = load_keyring(gen.KEYRING_RAW)
+    assert verify_pinset(raw, keyring=keyring, now=gen.NOW).rules[0].pattern == pattern
+    # The client builds the signed rule without re-judging it ...
+    store = TrustStore(
+        keyring, None, channel=pinset.channel, max_keyring_steps=1, emit=lambda event: None
+    )
+    verified = store.verify(raw, None, gen.NOW, lambda version: b"")
+    assert [str(rule.pattern) for rule, _ in verified.rules] == [pattern]
+    # ... and still refuses the same pattern written by hand as a static rule.
+    with pytest.raises(InvalidHostError):
+        PinRule.create(pattern, [LIVE, BACKUP])
+
+
+def test_a_signer_still_signs_what_its_policy_allows() -> None:
+    raw = sign_pinset(_pinset_with("*.example.co.uk"), [gen.ONLINE])
+    keyring = load_keyring(gen.KEYRING_RAW)
+    assert verify_pinset(raw, keyring=keyring, now=gen.NOW).rules[0].pattern == "*.example.co.uk"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://pins.example.com/report",
+        "http://127.0.0.1:8080/v1/reports",
+        "http://[::1]:8080/v1/reports?channel=com.example.app%2Fprod",
+        "https://xn--bcher-kva.example/r;v=1/a:b@c/~x?y=/?z",
+        "https://localhost:65535",
+        "https://[::1]",
+    ],
+)
+def test_report_uris_of_the_grammar_are_accepted(uri: str) -> None:
+    assert check_report_uri(uri) == uri
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        7,
+        b"https://pins.example.com/",
+        ["https://pins.example.com/"],
+        {"uri": "https://pins.example.com/"},
+        "",
+        "https://pins.example.com/\x00",
+        "https://pins.example.com/\ud800",
+        "https://pins.example.com/" + "a" * 1_000_000,
+        "https://pins.example.com:" + "9" * 1000 + "/",
+        "https://pins.example.com:99999/",
+        "https://[::1/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://::1/",
+        "https://pins.example.com./",
+        "https://*.example.com/",
+        "https://pins.example.123/",
+        "https://pins.example.com/%2",
+        "https://pins.example.com/\\evil.example",
+        "javascript:alert(1)",
+    ],
+)
+def test_hostile_report_uris_are_one_format_error(value: object) -> None:
+    with pytest.raises(FormatError) as refused:
+        check_report_uri(value)
+    assert "report_uri" in str(refused.value) and len(str(refused.value)) < 400

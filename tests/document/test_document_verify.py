@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from document_helpers import gen
 
 import pinwarden.document._verifier as verifier_module
 from pinwarden.document import (
@@ -31,6 +30,7 @@ from pinwarden.document import (
 )
 from pinwarden.document._encoding import b64url_encode, canonical_json
 from pinwarden.document._envelope import sign_envelope
+from tests.document.document_helpers import gen
 
 NOW = gen.NOW
 KEYRING = load_keyring(gen.KEYRING_RAW)
@@ -279,6 +279,12 @@ def test_peek_document_reads_unverified_claims() -> None:
         b"[" * 30_000 + b"]" * 30_000,
         b'{"payload": NaN}',
         b'{"payload": ' + b"9" * 5000 + b"}",
+        b'{"payload": ' + b"9" * 400 + b"}",  # an integer too large for a float
+        b'{"payload": 1e400}',
+        b'{"payload": "\xff"}',
+        b'{"payload": "\\ud800"}',
+        b'{"payload": "\xef\xbf\xbf"}',  # U+FFFF, a noncharacter
+        b"[" * 17 + b"]" * 17,
     ],
 )
 def test_malformed_bytes_are_format_errors(text: bytes) -> None:

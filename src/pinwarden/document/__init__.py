@@ -20,6 +20,7 @@ keyrings and online keys to the server. Server side (never a root key):
 
 from __future__ import annotations
 
+from pinwarden._public_names import name_exceptions_after
 from pinwarden.document._errors import (
     DocumentError,
     ExpiredError,
@@ -33,13 +34,22 @@ from pinwarden.document._errors import (
 from pinwarden.document._keydir import DEFAULT_KEYRING_LIFETIME, KeyDirectory, OnlineKeyDirectory
 from pinwarden.document._keys import ALGORITHMS, KeyringKey, SigningKey
 from pinwarden.document._limits import (
+    MAX_JSON_DEPTH,
     MAX_KEYRING_BYTES,
     MAX_KEYRING_STEPS,
     MAX_PINSET_BYTES,
     MAX_ROLE_KEYS,
     MAX_SIGNATURES,
 )
-from pinwarden.document._model import KEYRING_TYPE, MODES, PINSET_TYPE, Keyring, PinSet, PinSetRule
+from pinwarden.document._model import (
+    KEYRING_TYPE,
+    MODES,
+    PINSET_TYPE,
+    Keyring,
+    PinSet,
+    PinSetRule,
+    check_report_uri,
+)
 from pinwarden.document._signing import sign_keyring, sign_pinset
 from pinwarden.document._verifier import (
     DocumentHint,
@@ -54,6 +64,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_KEYRING_LIFETIME",
     "KEYRING_TYPE",
+    "MAX_JSON_DEPTH",
     "MAX_KEYRING_BYTES",
     "MAX_KEYRING_STEPS",
     "MAX_PINSET_BYTES",
@@ -77,6 +88,7 @@ __all__ = [
     "SignatureError",
     "SigningKey",
     "SizeError",
+    "check_report_uri",
     "load_keyring",
     "peek_document",
     "sign_keyring",
@@ -85,3 +97,5 @@ __all__ = [
     "verify_pinset",
     "walk_keyrings",
 ]
+
+name_exceptions_after(__name__, globals(), __all__)

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import rfc8785
 
 from pinwarden.document._errors import FormatError
+from pinwarden.document._limits import MAX_JSON_DEPTH
 
 __all__ = [
     "MAX_SAFE_INTEGER",
@@ -34,8 +35,8 @@ __all__ = [
 # RFC 8785 §3.2.2.3 / I-JSON (RFC 7493 §2.2): integers beyond 2**53 - 1 lose precision elsewhere.
 MAX_SAFE_INTEGER = 2**53 - 1
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -46,7 +47,7 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: object, what: str) -> bytes:
     """Base64url without padding; anything outside the alphabet is an error, not skipped."""
-    if not isinstance(text, str) or not _B64URL.match(text) or len(text) % 4 == 1:
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise FormatError(f"{what} is not unpadded base64url")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -81,36 +82,55 @@ _NOT_I_JSON = re.compile(
 )
 
 
-def _refuse_non_i_json_strings(value: Any) -> None:
-    pending = [value]
+def _is_safe_integer(number: float) -> bool:
+    """JavaScript's ``Number.isSafeInteger``: ``7``, ``7.0`` and ``7e0`` are one value, and
+    ``1e400`` (infinite to Python's parser) is none (docs/spec.md §2.3)."""
+    if isinstance(number, float) and not number.is_integer():
+        return False
+    return abs(number) <= MAX_SAFE_INTEGER
+
+
+def _refuse_non_i_json_values(value: Any) -> None:
+    """Refuse lone surrogates and noncharacters, numbers that are not safe integers (I-JSON,
+    RFC 7493 §2.1-§2.2), and nesting beyond MAX_JSON_DEPTH.
+
+    The top-level object or array is at depth 1. Python's parser has no depth limit of its own
+    (only the interpreter's recursion limit, which differs between builds), so the limit is
+    checked on the parsed value.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str):
             if _NOT_I_JSON.search(item):
                 raise FormatError("a JSON string holds a lone surrogate or a noncharacter")
-        elif isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            if not _is_safe_integer(item):
+                raise FormatError(f"a JSON number is not an integer within ±{MAX_SAFE_INTEGER}")
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise FormatError(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
 
 
 def load_json(data: bytes, what: str) -> Any:
-    """Parse strict UTF-8 JSON (RFC 8259, I-JSON rules): no duplicate members, NaN or Infinity,
-    lone surrogates or noncharacters."""
+    """Parse strict UTF-8 JSON (RFC 8259, I-JSON rules; docs/spec.md §2.3): no BOM, duplicate
+    members, NaN or Infinity, lone surrogates or noncharacters; nesting of at most
+    MAX_JSON_DEPTH."""
     try:
         text = data.decode("utf-8")
         value = json.loads(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
-        _refuse_non_i_json_strings(value)
+        _refuse_non_i_json_values(value)
         return value
     except FormatError as error:
         raise FormatError(f"{what}: {error}") from None
     except UnicodeDecodeError:
         raise FormatError(f"{what} is not UTF-8") from None
     except RecursionError:
-        raise FormatError(f"{what} is nested too deeply") from None
+        raise FormatError(f"{what}: JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as error:  # JSONDecodeError, or an integer with too many digits
         raise FormatError(f"{what} is not valid JSON: {error}") from None
 
@@ -153,7 +173,7 @@ def format_time(value: datetime) -> str:
 
 def parse_time(text: object, what: str) -> datetime:
     """The inverse of ``format_time``; any other RFC 3339 spelling is refused."""
-    if not isinstance(text, str) or not _TIMESTAMP.match(text):
+    if not isinstance(text, str) or not _TIMESTAMP.fullmatch(text):
         raise FormatError(f"{what} must be a UTC time written YYYY-MM-DDTHH:MM:SSZ")
     try:
         return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)

@@ -18,7 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
+from pinwarden.document._curves import ed25519_key_problem
+from pinwarden.document._encoding import b64url_decode
 from pinwarden.document._errors import FormatError, KeyStoreError
+from pinwarden.document._keyfile import decrypt_key_file, encrypt_key_file, is_key_file
 
 __all__ = [
     "ALGORITHMS",
@@ -27,6 +30,8 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "SigningKey",
+    "needs_rewrap",
+    "passphrase_bytes",
 ]
 
 ALGORITHMS = ("EdDSA", "ES256")
@@ -36,7 +41,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 Passphrase = bytes | str
 JoseKey = OKPKey | ECKey
 
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The public JWK members of each algorithm's key (RFC 8037 §2, RFC 7518 §6.2.1), plus "alg".
 _JWK_MEMBERS = {
     "EdDSA": {"kty": "OKP", "crv": "Ed25519"},
@@ -54,17 +59,19 @@ def _algorithm_of(key: PublicKey) -> str:
 
 
 def _jose_key(key: PublicKey | PrivateKey) -> JoseKey:
-    # joserfc's import_key is untyped (Any); name the type it returns.
-    jose_key: JoseKey
-    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
-        jose_key = OKPKey.import_key(key)
-    else:
-        jose_key = ECKey.import_key(key)
-    return jose_key
+    """joserfc's key for ``key``. A private key's JWK members are its public ones: joserfc signs
+    with the private key object itself, and never exports it (which a key in a PKCS#11 token,
+    ``pinwarden.hsm``, could not do)."""
+    public_members = None
+    if isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        public_members = _jose_key(key.public_key()).as_dict()
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return OKPKey(key, public_members) if public_members else OKPKey.import_key(key)
+    return ECKey(key, public_members) if public_members else ECKey.import_key(key)
 
 
 def _check_kid(kid: object) -> str:
-    if not isinstance(kid, str) or not _KID.match(kid):
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise FormatError(f"key id {kid!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
     return kid
 
@@ -92,7 +99,8 @@ class KeyringKey:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """RFC 7638 thumbprint: two key ids with one fingerprint are one key (spec §5.2)."""
+        """The key's identity (docs/spec.md §4.1): its RFC 7638 thumbprint. A keyring spells each
+        key one way only, so two key ids with one fingerprint are one key (§5.2.3)."""
         return thumbprint(self.public_key)
 
     def jose_key(self) -> JoseKey:
@@ -120,8 +128,14 @@ class KeyringKey:
             raise FormatError(f"key {kid!r}: {algorithm} needs kty/crv {_JWK_MEMBERS[algorithm]}")
         if not all(isinstance(jwk[name], str) for name in coordinates):
             raise FormatError(f"key {kid!r}: coordinates must be strings")
+        if algorithm == "EdDSA":
+            problem = ed25519_key_problem(b64url_decode(jwk["x"], f"key {kid!r}: x"))
+            if problem is not None:
+                raise FormatError(f"key {kid!r}: {problem}")
         public = cls._import(kid, {name: jwk[name] for name in ("kty", "crv", *coordinates)})
         key = cls(kid, algorithm, public)
+        # One spelling per key (docs/spec.md §4.1): a P-256 coordinate of another length, or at
+        # or above the field prime, is loaded reduced and so re-encodes differently.
         if key.to_jwk() != dict(jwk):
             raise FormatError(f"key {kid!r}: coordinates are not in canonical base64url")
         return key
@@ -170,10 +184,19 @@ class SigningKey:
     def from_pem(
         cls, data: bytes, passphrase: Passphrase | None, kid: str | None = None
     ) -> SigningKey:
-        """Read a PKCS#8 PEM private key, decrypting it with ``passphrase``."""
-        password = _passphrase_bytes(passphrase) if passphrase is not None else None
+        """Read a private key file, decrypting it with ``passphrase``: the scrypt key file
+        ``to_pem`` writes, or a PKCS#8 PEM file of an earlier release (PBKDF2, see
+        ``needs_rewrap``)."""
+        password = passphrase_bytes(passphrase) if passphrase is not None else None
         try:
-            key = serialization.load_pem_private_key(data, password=password)
+            if is_key_file(data):
+                if password is None:
+                    raise KeyStoreError("the private key file is encrypted: a passphrase is needed")
+                key = serialization.load_der_private_key(
+                    decrypt_key_file(data, password), password=None
+                )
+            else:
+                key = serialization.load_pem_private_key(data, password=password)
         except (ValueError, TypeError):
             raise KeyStoreError(
                 "cannot read the private key: wrong passphrase, or not a PEM private key"
@@ -186,11 +209,13 @@ class SigningKey:
             raise KeyStoreError(str(error)) from None
 
     def to_pem(self, passphrase: Passphrase) -> bytes:
-        """PKCS#8 PEM encrypted with ``passphrase`` (``BestAvailableEncryption``)."""
-        encryption = serialization.BestAvailableEncryption(_passphrase_bytes(passphrase))
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        """The key file (PKCS#8 under scrypt and AES-256-GCM, ``_keyfile``) for ``passphrase``."""
+        der = self.private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
+        return encrypt_key_file(der, passphrase_bytes(passphrase))
 
     def public(self) -> KeyringKey:
         """The public half, as a keyring names it."""
@@ -200,8 +225,14 @@ class SigningKey:
         return _jose_key(self.private_key)
 
 
-def _passphrase_bytes(passphrase: Passphrase) -> bytes:
+def passphrase_bytes(passphrase: Passphrase) -> bytes:
+    """A passphrase (or PIN) as bytes; ``KeyStoreError`` if it is empty."""
     value = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
     if not value:
         raise KeyStoreError("an empty passphrase cannot protect a private key")
     return value
+
+
+def needs_rewrap(data: bytes) -> bool:
+    """Whether a key file is of the older PKCS#8 kind (PBKDF2): ``pinwarden keys rewrap``."""
+    return not is_key_file(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_KEYRING_BYTES",
     "MAX_KEYRING_STEPS",
     "MAX_PINSET_BYTES",
@@ -20,3 +21,5 @@ MAX_SIGNATURES = 32
 MAX_ROLE_KEYS = 16
 #: Default bound on keyring versions walked in one update (as TUF's max_root_rotations).
 MAX_KEYRING_STEPS = 256
+#: Deepest nesting of arrays and objects in any JSON text of a document (the top level is 1).
+MAX_JSON_DEPTH = 16

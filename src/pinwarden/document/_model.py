@@ -9,7 +9,6 @@ one a verifier would accept. ``to_payload`` is its one canonical encoding (RFC 8
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +36,7 @@ __all__ = [
     "Keyring",
     "PinSet",
     "PinSetRule",
+    "check_report_uri",
 ]
 
 PINSET_TYPE = "pinwarden.pinset"
@@ -44,25 +44,47 @@ KEYRING_TYPE = "pinwarden.keyring"
 MODES = ("enforce", "report-only", "disabled")
 _MAX_CHANNEL = 256
 _MAX_URI = 2048
-_CHANNEL = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no space
+_CHANNEL = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space
 
 
 def _optional_time(value: object, what: str) -> datetime | None:
     return None if value is None else utc_seconds(value, what)
 
 
-def _report_uri(value: object) -> str | None:
+# docs/spec.md §3.3: RFC 3986 pchar, percent-encodings with two hex digits.
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_REPORT_URI = re.compile(
+    r"https?://(?P<host>[a-z0-9._-]+|\[[0-9a-f:]+\])(?::(?P<port>[1-9][0-9]{0,4}))?"
+    rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?"
+)
+_MAX_PORT = 65535
+
+
+def check_report_uri(value: object) -> str | None:
+    """``value`` if it is ``None`` or a report URI as docs/spec.md §3.3 defines it exactly:
+    lower-case ``http``/``https``, a host in normal form (§3.1; an IPv6 address in brackets), an
+    optional port 1-65535 without leading zeros, RFC 3986 path and query characters, no user
+    info, no fragment, at most 2048 characters. ``FormatError`` otherwise."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > _MAX_URI or not _CHANNEL.match(value):
-        raise FormatError(f"report_uri must be printable ASCII of at most {_MAX_URI} characters")
+    if not isinstance(value, str) or len(value) > _MAX_URI:
+        raise FormatError(f"report_uri must be a string of at most {_MAX_URI} characters")
+    match = _REPORT_URI.fullmatch(value)
+    if match is None:
+        raise FormatError(
+            f"report_uri {value[:80]!r} is not http(s)://host[:port][/path][?query] in "
+            "RFC 3986 characters (lower-case scheme and host, no user info, no fragment)"
+        )
+    host, port = match["host"], match["port"]
+    if port is not None and int(port) > _MAX_PORT:
+        raise FormatError(f"report_uri port {port} is above {_MAX_PORT}")
+    bare = host[1:-1] if host.startswith("[") else host
     try:
-        parts = urllib.parse.urlsplit(value)
-        hostname = parts.hostname
-    except ValueError:  # e.g. an unbalanced "[" (IPv6 literal)
-        raise FormatError(f"report_uri {value!r} is not a URL") from None
-    if parts.scheme not in ("https", "http") or not hostname:
-        raise FormatError(f"report_uri {value!r} must be an absolute http(s) URL")
+        normal = HostPattern.parse(bare, grammar_only=True).base
+    except InvalidHostError as error:
+        raise FormatError(f"report_uri host: {error}") from None
+    if normal != bare or (":" in normal) != host.startswith("["):
+        raise FormatError(f"report_uri host {host!r} is not in normal form (spell it {normal!r})")
     return value
 
 
@@ -77,7 +99,8 @@ class PinSetRule:
 
     def __post_init__(self) -> None:
         try:
-            pattern = str(HostPattern.parse(self.pattern))
+            # Grammar only: a verifier does not re-judge the signer's policy (docs/spec.md §3.2).
+            pattern = str(HostPattern.parse(self.pattern, grammar_only=True))
             pins = parse_pins(self.pins) if isinstance(self.pins, list | tuple) else None
         except (InvalidHostError, InvalidPinError) as error:
             raise FormatError(f"rule {self.pattern!r}: {error}") from None
@@ -86,7 +109,8 @@ class PinSetRule:
         if self.mode not in MODES:
             raise FormatError(f"rule {pattern}: mode {self.mode!r} is not one of {MODES}")
         if not pins and self.mode != "disabled":
-            # Client rule 7: an empty pin list fails closed; a document cannot even express one.
+            # docs/security.md rule 7: an empty pin list fails closed; a document cannot even
+            # express one.
             raise FormatError(f"rule {pattern}: an {self.mode} rule needs at least one pin")
         object.__setattr__(self, "pattern", pattern)
         object.__setattr__(self, "pins", pins)
@@ -129,7 +153,7 @@ class PinSet:
     keyring_version: int  # the keyring whose online keys sign this pin set
 
     def __post_init__(self) -> None:
-        if not isinstance(self.channel, str) or not _CHANNEL.match(self.channel):
+        if not isinstance(self.channel, str) or not _CHANNEL.fullmatch(self.channel):
             raise FormatError("channel must be non-empty printable ASCII without spaces")
         if len(self.channel) > _MAX_CHANNEL:
             raise FormatError(f"channel is longer than {_MAX_CHANNEL} characters")
@@ -148,7 +172,7 @@ class PinSet:
             raise FormatError("two rules have the same host pattern")
         object.__setattr__(self, "issued", issued)
         object.__setattr__(self, "expires", expires)
-        object.__setattr__(self, "report_uri", _report_uri(self.report_uri))
+        object.__setattr__(self, "report_uri", check_report_uri(self.report_uri))
         object.__setattr__(self, "rules", rules)
 
     def to_json(self) -> dict[str, Any]:

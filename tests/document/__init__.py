@@ -1,0 +1,1 @@
+"""The signed-document suites: the model, vectors, fuzzing and the key directory."""
