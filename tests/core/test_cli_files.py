@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pinwarden import spki_pin
@@ -130,3 +131,78 @@ def test_passphrase_file_readable_by_others_is_refused(
     assert "chmod 600" in capsys.readouterr().err
     secret.chmod(0o600)
     assert main(["keygen", "--out-dir", str(tmp_path), "--passphrase-file", str(secret)]) == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/x", "sub/x", "..", ".", "", "a\\b", "x" * 201, "-rf", "tab\there", "\udcff"],
+    ids=[
+        "traversal",
+        "subdir",
+        "dotdot",
+        "dot",
+        "empty",
+        "backslash",
+        "long",
+        "dash",
+        "tab",
+        "byte",
+    ],
+)
+def test_keygen_name_is_a_plain_file_name(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--name ../../etc/x`` wrote outside the working folder (as root, into /etc)."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert main(["keygen", f"--name={name}", "--no-passphrase"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pinwarden keygen: error: --name ") and "plain file name" in err
+    assert err.count("\n") == 1
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+
+
+def test_keygen_out_says_where_the_files_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The twin: a plain name with --out writes exactly OUT/NAME.key and OUT/NAME.csr."""
+    out = tmp_path / "keys"
+    out.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--name", "api-backup", "--out", str(out), "--no-passphrase"]) == 0
+    assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == [
+        "api-backup.csr",
+        "api-backup.key",
+    ]
+    assert (out / "api-backup.key").exists()
+    assert "api-backup.key" in capsys.readouterr().out
+    assert main(["keygen", "--out", str(tmp_path / "missing"), "--no-passphrase"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--dns", "bad name", "--dns"),
+        ("--dns", "x" * 300, "--dns"),
+        ("--common-name", "x" * 65, "--common-name"),
+    ],
+)
+def test_keygen_csr_fields_are_checked_before_anything_is_written(
+    option: str, value: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keygen", "--out", str(tmp_path), "--no-passphrase", option, value]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keygen_csr_takes_hostnames_and_a_wildcard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["keygen", "--out", str(tmp_path), "--no-passphrase", "--json"]
+    assert main([*args, "--dns", "API.Example.com.", "--dns", "*.cdn.example.com"]) == 0
+    csr = x509.load_pem_x509_csr((tmp_path / "backup.csr").read_bytes())
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["api.example.com", "*.cdn.example.com"]

@@ -10,9 +10,9 @@ from typing import Any
 from cryptography import x509
 
 from pinwarden._pins import KeyMaterial, load_all_key_material, spki_pin
-from pinwarden.cli._common import EXIT_NETWORK, EXIT_OK, CommandError, print_json, read_input_file
-from pinwarden.cli._tls import open_tls, parse_host_port
-from pinwarden.client._chain import verified_chain_der
+from pinwarden._tls import verified_chain_der
+from pinwarden.cli._common import EXIT_OK, CommandError, print_json, read_input_file
+from pinwarden.cli._tls import add_target_options, open_tls, target_from_args, tls_failure
 from pinwarden.errors import UnsupportedKeyMaterial
 
 
@@ -24,10 +24,11 @@ def register(subparsers: Any) -> None:
         "For host[:port] the chain is the verified one (what pins are checked against).",
     )
     parser.add_argument(
-        "source", help="a PEM/DER file (certificate, chain, key, CSR) or host[:port]"
+        "source",
+        help="a PEM/DER file (certificate, chain, key, CSR), host[:port] or https://host[:port]/…",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--ca-file", help="trust these CA certificates instead of the system's")
+    add_target_options(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -58,18 +59,18 @@ def format_entry(entry: dict[str, Any]) -> str:
     return f"{entry['pin']}  ({entry['kind']}){subject}"
 
 
-def chain_of_host(source: str, ca_file: str | None) -> list[x509.Certificate]:
+def chain_of_host(args: argparse.Namespace) -> list[x509.Certificate]:
     """The verified chain of a live host, leaf first, after normal CA and hostname validation."""
-    host, port = parse_host_port(source)
+    target = target_from_args(args, args.source)
     try:
-        context = ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise CommandError(f"cannot load --ca-file {ca_file!r}: {error}") from None
+        context = ssl.create_default_context(cafile=args.ca_file)
+    except (OSError, ssl.SSLError, ValueError) as error:
+        raise CommandError(f"cannot load --ca-file {args.ca_file!r}: {error}") from None
     try:
-        with open_tls(host, port, context) as tls:
+        with open_tls(target, context) as tls:
             return [x509.load_der_x509_certificate(der) for der in verified_chain_der(tls)]
     except ssl.SSLError as error:
-        raise CommandError(f"TLS with {host}:{port} failed: {error}", EXIT_NETWORK) from None
+        raise tls_failure(target, error) from None
 
 
 _FILE_SUFFIXES = (".pem", ".der", ".crt", ".cer", ".key", ".csr", ".pub")
@@ -80,17 +81,25 @@ def _looks_like_a_path(source: str) -> bool:
     return "/" in source or source.lower().endswith(_FILE_SUFFIXES)
 
 
+def _objects_of_file(args: argparse.Namespace) -> list[KeyMaterial]:
+    if args.connect_to is not None:
+        raise CommandError("--connect-to is for a host; the source is a file")
+    data = read_input_file(args.source, "file")
+    try:
+        return list(load_all_key_material(data))
+    except UnsupportedKeyMaterial as error:
+        raise CommandError(f"{args.source}: {error}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
-    if Path(args.source).exists():
-        data = read_input_file(args.source, "file")
-        try:
-            objects: list[KeyMaterial] = list(load_all_key_material(data))
-        except UnsupportedKeyMaterial as error:
-            raise CommandError(f"{args.source}: {error}") from None
-    elif _looks_like_a_path(args.source):
-        raise CommandError(f"no such file: {args.source}")
+    is_url = "://" in args.source
+    objects: list[KeyMaterial]
+    if not is_url and Path(args.source).exists():
+        objects = _objects_of_file(args)
+    elif not is_url and _looks_like_a_path(args.source):
+        raise CommandError(f"no such file: {args.source!r}")
     else:
-        objects = list(chain_of_host(args.source, args.ca_file))
+        objects = list(chain_of_host(args))
     entries = [describe(material) for material in objects]
     if args.json:
         print_json(entries)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -22,7 +24,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pinwarden.cli._common import EXIT_INPUT, EXIT_OK, CommandError, print_json
+from pinwarden.cli._admin import run_export_static_from_server
+from pinwarden.cli._admin_client import add_connection_options
+from pinwarden.cli._common import EXIT_INPUT, EXIT_OK, CommandError, print_json, printable
 from pinwarden.cli._secrets import add_passphrase_options, read_passphrase
 
 if TYPE_CHECKING:
@@ -79,8 +83,9 @@ def register(subparsers: Any) -> None:
         help="the offline key directory (or an export of it): only its keyrings and online "
         "keys are copied",
     )
+    _online_key_option(init)
     init.add_argument("--json", action="store_true", help="print JSON")
-    add_passphrase_options(init, required=True)
+    add_passphrase_options(init, required=True, what="passphrase (or, with --online-key, PIN)")
     init.set_defaults(handler=_run_init)
 
     serve = subparsers.add_parser("serve", help="run the pin server")
@@ -91,7 +96,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="serve and push without unlocking the signing key (this replica cannot publish)",
     )
-    add_passphrase_options(serve, required=True)
+    _online_key_option(serve)
+    add_passphrase_options(serve, required=True, what="passphrase (or the token's PIN)")
     serve.set_defaults(handler=_run_serve)
 
     quickstart = subparsers.add_parser(
@@ -111,8 +117,14 @@ def register(subparsers: Any) -> None:
         help="write the published pin sets and keyrings as files, at the URL paths they are served",
     )
     export.add_argument("out_dir", metavar="OUT_DIR")
-    _data_option(export)
-    export.add_argument("--json", action="store_true", help="print JSON")
+    export.add_argument(
+        "--data", metavar="DIR", help="the server's data directory (or --server with a read token)"
+    )
+    export.add_argument(
+        "--database-url",
+        help="postgresql+psycopg://user@host/db (default: the URL given to init, or SQLite)",
+    )
+    add_connection_options(export)
     export.set_defaults(handler=_run_export)
 
     recover = subparsers.add_parser(
@@ -125,37 +137,85 @@ def register(subparsers: Any) -> None:
     recover.set_defaults(handler=_run_recover)
 
 
+def _online_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--online-key",
+        metavar="URI",
+        help="sign in a PKCS#11 token: pkcs11:token=LABEL;object=KEY?module-path=LIB.so "
+        "(RFC 7512; no PIN in it: the PIN comes from --passphrase-env/-file). Needs "
+        "pinwarden[hsm]; docs/keys.md",
+    )
+
+
+def port(text: str) -> int:
+    """An argparse type (its name is in argparse's "invalid port value" message)."""
+    number = int(text)
+    if not 1 <= number <= 65535:
+        raise ValueError(text)
+    return number
+
+
+# The tuning options of serve and quickstart, as (option, type, the ServerConfig field it sets,
+# help). Their defaults and ranges are ServerConfig's (docs/server.md lists them): an option not
+# given is left out, so the server's default applies.
+_TUNING_OPTIONS: tuple[tuple[str, type, str, str], ...] = (
+    ("--heartbeat", float, "heartbeat_seconds", "SSE heartbeat, seconds"),
+    ("--poll", float, "poll_seconds", "SQLite reload interval, seconds"),
+    ("--sse-max-streams", int, "sse_max_streams", "open event streams in all"),
+    ("--sse-max-streams-per-client", int, "sse_max_streams_per_client", "… per client address"),
+    (
+        "--report-total-per-minute",
+        float,
+        "report_total_per_minute",
+        "violation reports per minute from all clients together",
+    ),
+    ("--report-max-rows", int, "report_max_rows", "report rows kept, newest"),
+    ("--report-max-age-days", int, "report_max_age", "report rows kept, days"),
+)
+
+
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=port, default=8080)
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--public-url", help="the URL clients reach this server at")
     parser.add_argument("--ca-file", help="extra CA certificates for the live-chain checks")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", help="… and this private key (PEM)")
-    parser.add_argument("--heartbeat", type=float, default=15.0, help="SSE heartbeat, seconds")
-    parser.add_argument("--poll", type=float, default=2.0, help="SQLite reload interval, seconds")
+    for option, kind, field, help_text in _TUNING_OPTIONS:
+        parser.add_argument(
+            option, type=kind, dest=field, help=f"{help_text} (default: docs/server.md)"
+        )
     parser.add_argument(
-        "--sse-max-streams", type=int, default=10_000, help="open event streams in all (10000)"
+        "--monitor-every",
+        action="append",
+        default=[],
+        metavar="CHANNEL=MINUTES",
+        help="check this channel's hosts every MINUTES (repeatable; others: hourly)",
     )
     parser.add_argument(
-        "--sse-max-streams-per-client",
-        type=int,
-        default=50,
-        help="open event streams per client address (50)",
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="send alerts to URL (repeatable); its whsec_ secret comes from the environment "
+        "variable PINWARDEN_WEBHOOK_<NAME>_SECRET (docs/operations.md)",
     )
-    parser.add_argument(
-        "--report-total-per-minute",
-        type=float,
-        default=600.0,
-        help="violation reports per minute from all clients together (600)",
-    )
-    parser.add_argument(
-        "--report-max-rows", type=int, default=100_000, help="report rows kept, newest (100000)"
-    )
-    parser.add_argument(
-        "--report-max-age-days", type=int, default=90, help="report rows kept, days (90)"
-    )
+
+
+def _tuning(args: argparse.Namespace) -> dict[str, Any]:
+    """The ServerConfig fields of the tuning options given on the command line."""
+    given = {
+        field: getattr(args, field)
+        for _, _, field, _ in _TUNING_OPTIONS
+        if getattr(args, field) is not None
+    }
+    if "report_max_age" in given:
+        try:
+            given["report_max_age"] = timedelta(days=given["report_max_age"])
+        except OverflowError:
+            raise CommandError("--report-max-age-days is out of range") from None
+    return given
 
 
 def _initialize(
@@ -163,6 +223,7 @@ def _initialize(
     passphrase: bytes,
     database_url: str | None,
     keys_from: str | None = None,
+    online_key: str | None = None,
 ) -> InitResult:
     """``initialize``, its errors as one line."""
     from pinwarden.document import DocumentError, KeyStoreError
@@ -175,6 +236,7 @@ def _initialize(
                 passphrase,
                 database_url=database_url,
                 keys_from=Path(keys_from) if keys_from else None,
+                online_key=online_key,
             )
         except (ServerError, KeyStoreError, DocumentError) as error:
             raise CommandError(str(error)) from None
@@ -202,7 +264,7 @@ def _run_init(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.data} is already initialized")
     passphrase = read_passphrase(args, confirm=True)
     assert passphrase is not None  # required=True: no --no-passphrase
-    result = _initialize(data, passphrase, args.database_url, args.keys_from)
+    result = _initialize(data, passphrase, args.database_url, args.keys_from, args.online_key)
     _print_init(args, data, result)
     return EXIT_OK
 
@@ -239,34 +301,93 @@ def _print_init(args: argparse.Namespace, data: DataDirectory, result: InitResul
         print(f"  {_development_root_keys_note(root_keys)}")
 
 
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,49}")
+
+
+def webhook_secret_variable(name: str) -> str:
+    return f"PINWARDEN_WEBHOOK_{name.upper().replace('-', '_')}_SECRET"
+
+
+def _webhooks(given: list[str]) -> tuple[Any, ...]:
+    """``--webhook NAME=URL`` options as endpoints, each secret from its environment variable."""
+    from pinwarden.server.alerts import WebhookEndpoint
+
+    endpoints = []
+    for text in given:
+        name, _, url = text.partition("=")
+        if not _WEBHOOK_NAME.fullmatch(name) or not url:
+            raise CommandError(
+                f"--webhook {printable(text, 100)!r} is not NAME=URL (NAME: letters, digits, "
+                "'-', '_', at most 50)"
+            )
+        variable = webhook_secret_variable(name)
+        secret = os.environ.get(variable)
+        if not secret:
+            raise CommandError(f"--webhook {name}: set its secret (whsec_…) in ${variable}")
+        try:
+            endpoints.append(WebhookEndpoint(name, url, secret))
+        except ValueError as error:
+            raise CommandError(f"--webhook {name}: {printable(str(error), 300)}") from None
+    return tuple(endpoints)
+
+
+def _monitor_schedule(given: list[str]) -> tuple[tuple[str, timedelta], ...]:
+    """``--monitor-every CHANNEL=MINUTES`` options; the ranges are ServerConfig's."""
+    schedule = []
+    for text in given:
+        channel, _, minutes = text.rpartition("=")
+        try:
+            interval = timedelta(minutes=float(minutes))
+        except (ValueError, OverflowError):
+            interval = None
+        if not channel or interval is None:
+            raise CommandError(f"--monitor-every {printable(text, 100)!r} is not CHANNEL=MINUTES")
+        schedule.append((channel, interval))
+    return tuple(schedule)
+
+
 def _config(
     args: argparse.Namespace, data: DataDirectory, passphrase: bytes | None
 ) -> ServerConfig:
-    from pinwarden.server import ServerConfig
+    from pinwarden.server import ConfigError, ServerConfig
 
     scheme = "https" if args.tls_cert else "http"
-    return ServerConfig(
-        database_url=data.database_url(args.database_url),
-        key_dir=data.key_dir,
-        passphrase=passphrase,
-        public_url=args.public_url or f"{scheme}://{args.host}:{args.port}",
-        ca_file=args.ca_file,
-        heartbeat_seconds=args.heartbeat,
-        poll_seconds=args.poll,
-        sse_max_streams=args.sse_max_streams,
-        sse_max_streams_per_client=args.sse_max_streams_per_client,
-        report_total_per_minute=args.report_total_per_minute,
-        report_max_rows=args.report_max_rows,
-        report_max_age=timedelta(days=args.report_max_age_days),
-    )
+    try:
+        return ServerConfig(
+            database_url=data.database_url(args.database_url),
+            key_dir=data.key_dir,
+            passphrase=passphrase,
+            public_url=args.public_url or f"{scheme}://{args.host}:{args.port}",
+            ca_file=args.ca_file,
+            webhooks=_webhooks(args.webhook),
+            monitor_schedule=_monitor_schedule(args.monitor_every),
+            **_tuning(args),
+        )
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     _require_server_packages()
     data = _data_dir(args, initialized=True)
     passphrase = None if args.no_signing else read_passphrase(args)
+    if args.online_key is not None:
+        _record_online_key(data, args.online_key, passphrase)
     _serve(args, _config(args, data, passphrase))
     return EXIT_OK
+
+
+def _record_online_key(data: DataDirectory, uri: str, pin: bytes | None) -> None:
+    """``serve --online-key``: sign with that key in a token from now on (docs/keys.md)."""
+    from pinwarden.document import KeyStoreError
+    from pinwarden.server._signing import record_token_key
+
+    if pin is None:
+        raise CommandError("--online-key signs: it cannot go with --no-signing")
+    try:
+        record_token_key(data.key_dir, uri, pin)
+    except KeyStoreError as error:
+        raise CommandError(f"--online-key: {error}") from None
 
 
 def _serve(args: argparse.Namespace, config: ServerConfig) -> None:
@@ -382,15 +503,19 @@ def _publish_demo(config: ServerConfig) -> None:
 def _run_quickstart(args: argparse.Namespace) -> int:
     _require_server_packages()
     data = _data_dir(args, initialized=False)
+    settings = _config(args, data, None)  # a bad option fails here, before anything is made
     passphrase = _dev_passphrase(data)
-    config = _config(args, data, passphrase)
+    config = dataclasses.replace(settings, passphrase=passphrase)
     if not data.is_initialized():
         result = _initialize(data, passphrase, args.database_url)
         _publish_demo(config)
         _print_init(args, data, result)
         print(f"  development passphrase: {data.dev_passphrase_file} (0600; not for production)")
     elif data.development_root_key_dir.exists():
-        print(f"WARNING: {_development_root_keys_note(data.development_root_key_dir)}")
+        print(
+            f"WARNING: {_development_root_keys_note(data.development_root_key_dir)}",
+            file=sys.stderr,
+        )
     _print_quickstart(config, data)
     sys.stdout.flush()
     _serve(args, config)
@@ -406,11 +531,13 @@ def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
     print(f"events:  {base}/v1/channels/{_DEMO_CHANNEL}/events")
     print("client snippet (dynamic pins: fetched, verified against the keyring your app ships):")
     print(f"""
+    from pathlib import Path
+
     from pinwarden.client import DynamicPins, StaticPins, pinned_requests_session
 
     pins = DynamicPins(
         "{base}/v1/channels/{_DEMO_CHANNEL}",
-        keyring=open("{(data.key_dir / "keyring.json").resolve()}", "rb").read(),
+        keyring=Path("{(data.key_dir / "keyring.json").resolve()}").read_bytes(),
         bootstrap=StaticPins({{}}),  # the pins your app is built with
         wait_for_first_fetch=True,
         on_event=print,
@@ -423,6 +550,12 @@ admin CLI: export PINWARDEN_URL={base} PINWARDEN_TOKEN=<the admin token>; pinwar
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    """From the database with ``--data``, else from a running server (``--server`` or
+    ``$PINWARDEN_URL``, a read token), through the routes clients use."""
+    if args.data is None:
+        if not (args.server or os.environ.get("PINWARDEN_URL")):
+            raise CommandError("give --data DIR (the database) or --server URL (a running server)")
+        return run_export_static_from_server(args)
     _require_server_packages()
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
