@@ -1,6 +1,7 @@
-"""Fixtures of the pin server's tests; they live in ``server_harness.py`` (importable by name)."""
+"""Fixtures of the pin server's tests; they live in ``server_harness.py``, which other suites
+import as ``tests.server.server_harness``."""
 
-from server_harness import (  # noqa: F401 - fixtures are found by name
+from tests.server.server_harness import (  # noqa: F401 - fixtures are found by name
     database_url,
     initialized,
     live_server,

@@ -1,12 +1,12 @@
-"""The pin server's test harness: databases, data directories, real servers, TLS hosts.
+"""What only the pin server's tests need, over the shared harness (``tests.support``):
+databases, data directories, real servers, TLS hosts.
 
 ``conftest.py`` beside this file exposes the fixtures. Another suite (the dynamic client's
 end-to-end test) can use ``pin_server_factory``, which starts a real ``pinwarden serve`` process on
 127.0.0.1 with a fresh data directory and returns a ``PinServer`` (``url``, ``admin_token``,
-``keyring_path``, ``cli_env()``, ...), by importing it into its own conftest::
+``keyring_path``, ``cli_env()``, ...), by importing it into its own test module or conftest::
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
-    from server_harness import pin_server, pin_server_factory, template_key_dir  # noqa: F401
+    from tests.server.server_harness import pin_server, pin_server_factory, template_key_dir
 
 See docs/server.md, "Starting a server in a test".
 """
@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,28 +32,15 @@ import trustme
 import uvicorn
 
 from pinwarden._pins import spki_pin
-from pinwarden.document import KeyDirectory
+from pinwarden.document import KeyDirectory, Keyring
+from tests.support.pki import issue_leaf, leaf_pin, server_context, write_ca_file
+from tests.support.tls_servers import ScriptedTLSServer, free_port, sends
+from tests.support.waiting import wait_until
 
-PASSPHRASE = b"test passphrase, not secret"
+PASSPHRASE = b"test passphrase, not secret"  # the offline key directory's
+# The server's own: export-online re-encrypts the online keys under it (never the offline one).
+SERVER_PASSPHRASE = b"test server passphrase, not secret"
 _START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until truthy; bounded in time (fails the test with ``what``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # ---- databases -------------------------------------------------------------------------------
@@ -119,6 +105,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+# ---- metrics ---------------------------------------------------------------------------------
+
+
+def exposed_samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` read by prometheus-client's own parser: (sample name, sorted labels) to value.
+
+    The parser raises on anything a Prometheus server would refuse."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
 # ---- data directories ------------------------------------------------------------------------
 
 
@@ -147,7 +149,13 @@ class InitializedData:
         the server's key directory; the new keyring version."""
         offline = KeyDirectory(self.offline_key_dir)
         offline.rotate_online(PASSPHRASE)
-        return offline.export_online(self.data.key_dir).version
+        return export_online_keys(offline, self.data.key_dir).version
+
+
+def export_online_keys(offline: KeyDirectory, target: Path) -> Keyring:
+    """``pinwarden keys export-online``: the online keys re-encrypted under the server's
+    passphrase."""
+    return offline.export_online(target, passphrase=PASSPHRASE, server_passphrase=SERVER_PASSPHRASE)
 
 
 def offline_key_dir_of(data_dir: Path) -> Path:
@@ -155,13 +163,16 @@ def offline_key_dir_of(data_dir: Path) -> Path:
 
 
 def make_data_dir(path: Path, database_url: str | None, template_key_dir: Path) -> InitializedData:
-    """``pinwarden init --keys-from OFFLINE`` where OFFLINE is a copy of the template."""
+    """``pinwarden keys export-online --dir OFFLINE --to TRANSFER``, where OFFLINE is a copy of the
+    template, then ``pinwarden init --keys-from TRANSFER`` with the server's passphrase."""
     from pinwarden.server import DataDirectory, initialize
 
     offline = offline_key_dir_of(path)
     shutil.copytree(template_key_dir, offline)
+    transfer = path.with_name(f"{path.name}-transfer-keys")
+    export_online_keys(KeyDirectory(offline), transfer)
     data = DataDirectory(path)
-    result = initialize(data, PASSPHRASE, database_url=database_url, keys_from=offline)
+    result = initialize(data, SERVER_PASSPHRASE, database_url=database_url, keys_from=transfer)
     return InitializedData(data, result.database_url, result.admin_token, offline)
 
 
@@ -175,15 +186,18 @@ def initialized(tmp_path: Path, database_url: str, template_key_dir: Path) -> In
 
 @dataclass
 class TLSHost:
-    """A TLS server on 127.0.0.1 with a trustme certificate for ``name``."""
+    """A TLS server on 127.0.0.1 with a trustme certificate for ``name``; it completes each
+    handshake and holds the connection until the client closes it."""
 
     name: str
-    port: int
     ca_file: str
     leaf_pin: str
     ca_pin: str
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _listener: socket.socket | None = field(default=None, repr=False)
+    server: ScriptedTLSServer = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def probe(self) -> str:
@@ -191,81 +205,38 @@ class TLSHost:
 
     def stop(self) -> None:
         """Stop listening: a connection to the port is refused from now on."""
-        self._stop.set()
-        if self._listener is not None:
-            self._listener.close()
-
-
-def _serve_tls(listener: socket.socket, context: ssl.SSLContext, stop: threading.Event) -> None:
-    listener.settimeout(0.05)
-    while not stop.is_set():
-        try:
-            connection, _ = listener.accept()
-        except TimeoutError:
-            continue
-        except OSError:
-            return
-        try:
-            connection.settimeout(2)
-            with context.wrap_socket(connection, server_side=True) as tls:
-                tls.recv(1)  # hold the connection until the client closes it
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            connection.close()
+        self.server.stop()
 
 
 @pytest.fixture(scope="session")
 def trust_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, str]:
     ca = trustme.CA()
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return ca, str(path)
+    return ca, write_ca_file(ca, tmp_path_factory.mktemp("ca") / "ca.pem")
 
 
 @pytest.fixture
-def tls_host_factory(trust_ca: tuple[trustme.CA, str]) -> Iterator[Callable[[str], TLSHost]]:
-    """Start TLS servers on 127.0.0.1 for given names, each with a fresh key."""
+def tls_host_factory(trust_ca: tuple[trustme.CA, str]) -> Iterator[Callable[..., TLSHost]]:
+    """Start TLS servers on 127.0.0.1 for given names, each with a fresh key; with
+    ``common_name_only=True`` the certificate names the host in its CN only (no SAN)."""
     ca, ca_file = trust_ca
-    stops: list[tuple[threading.Event, threading.Thread, socket.socket]] = []
+    hosts: list[TLSHost] = []
 
-    def start(name: str = "api.example.test") -> TLSHost:
-        issued = ca.issue_cert(name)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        issued.configure_cert(context)
-        listener = socket.create_server(("127.0.0.1", 0))
-        stop = threading.Event()
-        thread = threading.Thread(target=_serve_tls, args=(listener, context, stop), daemon=True)
-        thread.start()
-        stops.append((stop, thread, listener))
-        leaf_pem = issued.cert_chain_pems[0].bytes()
-        return TLSHost(
-            name,
-            listener.getsockname()[1],
-            ca_file,
-            spki_pin(leaf_pem),
-            spki_pin(ca.cert_pem.bytes()),
-            stop,
-            listener,
-        )
+    def start(name: str = "api.example.test", *, common_name_only: bool = False) -> TLSHost:
+        issued = issue_leaf(ca, name) if common_name_only else ca.issue_cert(name)
+        server = ScriptedTLSServer(server_context(issued), sends(b""))
+        server.start()
+        host = TLSHost(name, ca_file, leaf_pin(issued), spki_pin(ca.cert_pem.bytes()), server)
+        hosts.append(host)
+        return host
 
     yield start
-    for stop, thread, listener in stops:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    for host in hosts:
+        host.stop()
 
 
 @pytest.fixture
 def tls_host(tls_host_factory: Callable[[str], TLSHost]) -> TLSHost:
     return tls_host_factory("api.example.test")
-
-
-def backup_pin() -> str:
-    """The pin of a fresh key that no host serves: the offline backup key."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return spki_pin(ec.generate_private_key(ec.SECP256R1()).public_key())
 
 
 # ---- in-process server (uvicorn in a thread) -------------------------------------------------
@@ -325,7 +296,7 @@ def live_server_factory(
         settings: dict[str, Any] = {
             "database_url": initialized.database_url,
             "key_dir": initialized.data.key_dir,
-            "passphrase": PASSPHRASE,
+            "passphrase": SERVER_PASSPHRASE,
             "ca_file": trust_ca[1],
             "heartbeat_seconds": 0.5,
             "poll_seconds": 0.2,
@@ -394,7 +365,7 @@ def start_serve_process(
     if not passphrase_file.exists():
         fd = os.open(passphrase_file, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(PASSPHRASE)
+            handle.write(SERVER_PASSPHRASE)
     command = [
         sys.executable,
         "-m",

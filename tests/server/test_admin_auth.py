@@ -13,11 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import LiveServer
 
 from pinwarden.server import SCOPES
+from tests.server.server_harness import LiveServer
 
-_PLACEHOLDERS = {"channel": "c", "pattern": "p.example.test", "token_id": "0123456789abcdef"}
+_PLACEHOLDERS = {
+    "channel": "c",
+    "pattern": "p.example.test",
+    "token_id": "0123456789abcdef",
+    "version": "1",
+}
 
 
 @pytest.fixture

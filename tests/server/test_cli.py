@@ -14,21 +14,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import (
-    PASSPHRASE,
-    PinServer,
-    SSEListener,
-    TLSHost,
-    backup_pin,
-    free_port,
-    start_serve_process,
-    stop_process,
-    wait_until,
-)
 
 from pinwarden.cli import main
 from pinwarden.document import load_keyring, verify_pinset, walk_keyrings
 from pinwarden.document._keydir import OnlineKeyDirectory
+from tests.server.server_harness import (
+    PASSPHRASE,
+    SERVER_PASSPHRASE,
+    PinServer,
+    SSEListener,
+    TLSHost,
+    start_serve_process,
+    stop_process,
+)
+from tests.support.pki import backup_pin
+from tests.support.tls_servers import free_port
+from tests.support.waiting import wait_until
 
 CHANNEL = "com.example.app/prod"
 
@@ -46,11 +47,14 @@ def _pinwarden(
     )
 
 
-def _passphrase_file(directory: Path) -> Path:
-    path = directory / "passphrase.txt"
+def _passphrase_file(
+    directory: Path, secret: bytes = PASSPHRASE, name: str = "passphrase.txt"
+) -> Path:
+    """A 0600 file holding ``secret`` (the offline key directory's passphrase by default)."""
+    path = directory / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(PASSPHRASE)
+        handle.write(secret)
     return path
 
 
@@ -89,7 +93,8 @@ def test_init_serve_publish_and_push_through_the_cli(
 ) -> None:
     """The vertical slice: init, serve, channel/rule/pins, safe publish, ETag/304, push."""
     data = tmp_path / "data"
-    passphrase = _passphrase_file(tmp_path)
+    # The server's passphrase: start_serve_process opens the keys with it.
+    passphrase = _passphrase_file(tmp_path, SERVER_PASSPHRASE, "server-passphrase.txt")
     init = _pinwarden("init", "--data", str(data), "--passphrase-file", str(passphrase), "--json")
     assert init.returncode == 0, init.stderr
     token = json.loads(init.stdout)["admin_token"]
@@ -127,7 +132,12 @@ def test_init_serve_publish_and_push_through_the_cli(
             == 0
         )
         status, out, _ = cli(server, "publish", CHANNEL, "--dry-run")
-        assert status == 0 and "safe" in out and f"+ {backup}" in out
+        assert status == 0 and f"dry run of {CHANNEL}: safe" in out and f"+ {backup}" in out
+        # The verdict of each check without --json (issue 8): what it was judged against.
+        assert (
+            f"  check    {tls_host.name}: safe (live chain of {tls_host.name}:"
+            f"{tls_host.port} seen by connection)"
+        ) in out.splitlines()
         listener = SSEListener(f"{url}/v1/channels/{CHANNEL}/events")
         try:
             status, out, err = cli(server, "publish", CHANNEL)
@@ -184,6 +194,8 @@ def test_an_unsafe_publish_exits_1_and_force_needs_a_reason(
     cli(server, "pins", "add", CHANNEL, host.name, host.leaf_pin)
     status, out, _ = cli(server, "publish", CHANNEL, "--dry-run")
     assert status == 1 and "UNSAFE" in out and "at least 2" in out
+    verdict = f"  check    {host.name}: UNSAFE (live chain of {host.name}:{host.port} seen by "
+    assert any(line.startswith(verdict) for line in out.splitlines()), out
     status, _, err = cli(server, "publish", CHANNEL)
     assert status == 1 and "unsafe" in err
     status, _, err = cli(server, "publish", CHANNEL, "--force")
@@ -211,6 +223,13 @@ def test_rollback_through_the_cli(
     assert status == 0 and outcome["version"] == 3 and outcome["republished_from"] == 1
     status, out, _ = cli(server, "history", CHANNEL)
     assert out.splitlines()[0].startswith("v3") and "rollback to v1" in out
+    # FastAPI's validation error reads as the field and the reason, not raw JSON (issue 8).
+    status, out, err = cli(server, "history", CHANNEL, "--limit", "0")
+    assert (status, out) == (2, "")
+    assert err == (
+        "pinwarden history: error: HTTP 422: field limit: Input should be greater than or "
+        "equal to 1\n"
+    )
     status, out, _ = cli(server, "channel", "show", CHANNEL, "--json")
     assert [pin["pin"] for pin in json.loads(out)["rules"][0]["pins"]] == [host.leaf_pin, first]
 
@@ -453,8 +472,15 @@ def test_an_offline_rotation_is_exported_and_re_signed_through_the_cli(
     # The server keeps signing under v1 until the export reaches its key directory.
     status, out, _ = cli(pin_server, "resign", "--reason", "drill")
     assert status == 0 and out.splitlines()[0] == "keyring v1"
+    server = str(_passphrase_file(tmp_path, SERVER_PASSPHRASE, "server-passphrase.txt"))
     export = ["keys", "export-online", "--dir", offline, "--to", str(pin_server.data_dir / "keys")]
-    status, out, _ = cli(None, *export)
+    status, _, err = cli(
+        None, *export, "--passphrase-file", passphrase, "--server-passphrase-file", passphrase
+    )
+    assert status == 2 and "must differ" in err  # the offline passphrase never reaches a server
+    status, out, _ = cli(
+        None, *export, "--passphrase-file", passphrase, "--server-passphrase-file", server
+    )
     assert status == 0 and json.loads(out)["version"] == 2
     status, out, _ = cli(pin_server, "resign", "--reason", "drill")
     assert status == 0 and out.splitlines() == ["keyring v2", f"  re-signed {CHANNEL} as v3"]
@@ -533,3 +559,20 @@ def test_serve_reports_unreadable_tls_files_in_one_line(tmp_path: Path) -> None:
     assert serve.returncode == 2, serve.stderr
     assert "--tls-cert/--tls-key cannot be loaded" in serve.stderr
     assert "Traceback" not in serve.stderr
+
+
+def test_list_output_says_when_there_is_nothing_and_ends_no_line_in_spaces(
+    served_host: tuple[PinServer, TLSHost], cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """``reports`` with no report says so (an empty answer looked like a failure); a pin added
+    without ``--label`` leaves no trailing spaces."""
+    server, host = served_host
+    status, out, _ = cli(server, "reports")
+    assert (status, out) == (0, "no violation reports\n")
+    status, out, _ = cli(server, "reports", "--json")
+    assert status == 0 and json.loads(out) == []
+    _add_rule(cli, server, host)
+    status, out, _ = cli(server, "pins", "add", CHANNEL, host.name, host.leaf_pin)
+    assert (status, out) == (0, f"added {host.leaf_pin}\n")
+    status, out, _ = cli(server, "channel", "show", CHANNEL)
+    assert status == 0 and not [line for line in out.splitlines() if line != line.rstrip()]

@@ -10,12 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import LiveServer, SSEListener, run_uvicorn_in_thread, wait_until
 
 from pinwarden.document import load_keyring, verify_pinset
 from pinwarden.server import ServerConfig, create_app
 from pinwarden.server._models import ViolationReport
 from pinwarden.server._ratelimit import RateLimiter
+from tests.server.server_harness import (
+    LiveServer,
+    SSEListener,
+    exposed_samples,
+    run_uvicorn_in_thread,
+)
+from tests.support.waiting import wait_until
 
 CHANNEL = "com.example.app/prod"
 
@@ -164,9 +170,20 @@ def test_reports_are_stored_and_aggregated(live_server: LiveServer) -> None:
     assert recent[0]["hostname"] == "api.example.test" and recent[0]["client"] == "127.0.0.1"
 
 
+def test_a_report_may_say_where_the_violated_rule_came_from(live_server: LiveServer) -> None:
+    """The dynamic client sends ``rule-source`` (shipped pins, or which signed pin set)."""
+    source = "pin-set version 3 of channel com.example.app/prod"
+    response = httpx.post(f"{live_server.url}/v1/reports", json={**REPORT, "rule-source": source})
+    assert response.status_code == 202, response.text
+    with live_server.client() as client:
+        assert client.get("/v1/admin/reports").json()[0]["rule-source"] == source
+
+
 @pytest.mark.parametrize(
     "body",
     [
+        json.dumps({**REPORT, "rule-source": 3}).encode(),
+        json.dumps({**REPORT, "rule-source": "x" * 301}).encode(),
         b"not json",
         b"[]",
         json.dumps({"port": 443}).encode(),  # hostname is required
@@ -226,13 +243,13 @@ def test_metrics_are_in_the_prometheus_text_format(live_server: LiveServer) -> N
     httpx.post(f"{live_server.url}/v1/reports", json=REPORT)
     response = httpx.get(f"{live_server.url}/metrics")
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
-    assert 'pinwarden_pinset_responses_total{status="200"} 1' in lines
-    assert 'pinwarden_pinset_responses_total{status="404"} 1' in lines
-    assert 'pinwarden_reports_total{outcome="stored"} 1' in lines
-    assert 'pinwarden_published_version{channel="com.example.app/prod"} 1' in lines
-    assert "pinwarden_database_up 1" in lines
-    for line in lines:
+    samples = exposed_samples(response.text)
+    assert samples[("pinwarden_pinset_responses_total", (("status", "200"),))] == 1
+    assert samples[("pinwarden_pinset_responses_total", (("status", "404"),))] == 1
+    assert samples[("pinwarden_reports_total", (("outcome", "stored"),))] == 1
+    assert samples[("pinwarden_published_version", (("channel", "com.example.app/prod"),))] == 1
+    assert samples[("pinwarden_database_up", ())] == 1
+    for line in response.text.splitlines():
         assert line.startswith("#") or len(line.split(" ")) == 2, line
 
 
@@ -240,7 +257,7 @@ def test_healthz(live_server: LiveServer) -> None:
     _disabled_channel(live_server)
     _publish(live_server)
     body = httpx.get(f"{live_server.url}/healthz").json()
-    assert body == {"status": "ok", "database": "ok", "channels": {CHANNEL: 1}}
+    assert body == {"status": "ok", "database": "ok", "channels": {CHANNEL: 1}, "detail": []}
 
 
 def test_a_publish_through_another_server_on_the_same_sqlite_file_is_pushed(
@@ -305,8 +322,8 @@ def test_event_streams_are_capped_in_total_and_per_client_address(
         held[0].close()
         wait_until(lambda: server.services.broker.subscriber_count == 2, 10, "a stream released")
         assert open_from("127.0.0.1").status_code == 200  # the twin: a freed slot is taken
-    metrics = httpx.get(f"{server.url}/metrics").text.splitlines()
-    assert "pinwarden_sse_refused_total 2" in metrics
+    metrics = exposed_samples(httpx.get(f"{server.url}/metrics").text)
+    assert metrics[("pinwarden_sse_refused_total", ())] == 2
 
 
 def _post_report_from(server: LiveServer, address: str, **members: object) -> int:

@@ -1,4 +1,4 @@
-"""Safe publishing (design brief, "Safe rotation") against real TLS hosts on 127.0.0.1.
+"""Safe publishing (docs/server.md, "Safe publishing") against real TLS hosts on 127.0.0.1.
 
 Every accepted publish is a real signed document that ``verify_pinset`` accepts with the keyring
 the data directory made; every refusal has its accepted twin.
@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from server_harness import LiveServer, TLSHost, backup_pin, free_port
 
 from pinwarden.document import (
     KeyringError,
@@ -19,6 +18,9 @@ from pinwarden.document import (
     verify_pinset,
     walk_keyrings,
 )
+from tests.server.server_harness import LiveServer, TLSHost
+from tests.support.pki import backup_pin
+from tests.support.tls_servers import free_port
 
 CHANNEL = "com.example.app/prod"
 
@@ -115,6 +117,20 @@ def test_a_host_with_an_untrusted_certificate_is_refused(
     assert "CERTIFICATE_VERIFY_FAILED" in str(response.json()["problems"])
 
 
+def test_a_host_named_only_in_its_certificates_common_name_is_refused(
+    live_server: LiveServer, tls_host_factory: Callable[..., TLSHost]
+) -> None:
+    """Clients refuse a certificate without a subjectAltName for the host (RFC 6125 §6.4.4), so
+    the live-chain check must too, or it would call a chain clients refuse "safe". The accepted
+    twin is ``test_a_safe_rule_is_published_signed_and_verifiable``."""
+    host = tls_host_factory("api.example.test", common_name_only=True)
+    _setup(live_server, host, [(host.leaf_pin, "leaf"), (backup_pin(), "backup")])
+    response = _publish(live_server)
+    assert response.status_code == 409, response.text
+    problems = str(response.json()["problems"])
+    assert "cannot see the live chain" in problems and "mismatch" in problems
+
+
 def test_force_needs_a_reason_and_is_audited(live_server: LiveServer, tls_host: TLSHost) -> None:
     _setup(live_server, tls_host, [(tls_host.leaf_pin, "leaf key")])
     assert _publish(live_server, force=True).status_code == 422
@@ -199,17 +215,18 @@ def test_an_unreachable_host_is_refused_even_with_a_posted_observation(
     assert "cannot see the live chain" in str(response.json()["problems"])
 
 
-def _dry_run_then_lose_the_host(server: LiveServer, host: TLSHost) -> None:
+def _publish_then_lose_the_host(server: LiveServer, host: TLSHost) -> None:
+    """Publish (a dry run records no observation), then stop the host."""
     _setup(server, host, [(host.leaf_pin, "leaf"), (backup_pin(), "backup")])
-    dry = _publish(server, dry_run=True).json()  # this server connects and records the chain
-    assert dry["safe"] and dry["checks"][0]["live_chain"]["source"] == "connection"
+    published = _publish(server).json()  # this server connects and records the chain
+    assert published["published"] and published["checks"][0]["live_chain"]["source"] == "connection"
     host.stop()
 
 
 def test_the_servers_own_recent_observation_stands_in_when_the_host_cannot_be_reached(
     live_server: LiveServer, tls_host: TLSHost
 ) -> None:
-    _dry_run_then_lose_the_host(live_server, tls_host)
+    _publish_then_lose_the_host(live_server, tls_host)
     response = _publish(live_server)
     assert response.status_code == 200, response.text
     live = response.json()["checks"][0]["live_chain"]
@@ -224,7 +241,7 @@ def test_an_old_observation_does_not_stand_in(
     live_server_factory: Callable[..., LiveServer], tls_host: TLSHost
 ) -> None:
     server = live_server_factory(observation_max_age=timedelta(0))
-    _dry_run_then_lose_the_host(server, tls_host)
+    _publish_then_lose_the_host(server, tls_host)
     response = _publish(server)
     assert response.status_code == 409
     assert "cannot see the live chain" in str(response.json()["problems"])
@@ -369,7 +386,7 @@ def test_a_keyring_rotated_offline_is_used_and_served_at_the_next_publish(
 
 
 def test_dropping_a_published_rule_is_refused_unless_forced(live_server: LiveServer) -> None:
-    """Turning pinning off is a signed ``disabled`` rule, not an absence (design brief)."""
+    """Turning pinning off is a signed ``disabled`` rule, not an absence (docs/spec.md §3)."""
     rules = f"/v1/admin/channels/{CHANNEL}/rules"
     with live_server.client() as client:
         client.post("/v1/admin/channels", json={"name": CHANNEL})

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from server_harness import PinServer, SSEListener, TCPProxy, wait_until
 from sqlalchemy.engine import make_url
 
 from pinwarden.cli import main
+from tests.server.server_harness import PinServer, SSEListener, TCPProxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 

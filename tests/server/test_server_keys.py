@@ -1,5 +1,5 @@
-"""The root keys stay offline (design brief, "Signed document"): the server's key directory holds
-the keyrings and the online keys only, and the server process never decrypts a root key.
+"""The root keys stay offline (docs/server.md, "Production set-up"): the server's key directory
+holds the keyrings and the online keys only, and the server process never decrypts a root key.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import PASSPHRASE, InitializedData, LiveServer
 
 from pinwarden.cli import main
 from pinwarden.document import KeyDirectory, KeyStoreError, SigningKey, load_keyring
@@ -17,6 +16,12 @@ from pinwarden.document._keydir import OnlineKeyDirectory
 from pinwarden.document._keys import Passphrase
 from pinwarden.server import DataDirectory, ServerConfig, create_app, initialize
 from pinwarden.server._signing import KeyDirectorySigner
+from tests.server.server_harness import (
+    PASSPHRASE,
+    SERVER_PASSPHRASE,
+    InitializedData,
+    LiveServer,
+)
 
 CHANNEL = "com.example.app/prod"
 
@@ -84,7 +89,7 @@ def test_serve_refuses_a_data_directory_whose_keys_include_root_keys(
     root = offline.current_keyring().root_keys[0].kid
     shutil.copy(offline.path / "keys" / f"{root}.pem", initialized.data.key_dir / "keys")
     passphrase = tmp_path / "passphrase"
-    passphrase.write_bytes(PASSPHRASE)
+    passphrase.write_bytes(SERVER_PASSPHRASE)
     passphrase.chmod(0o600)
     data = str(initialized.data.path)
     status = main(["serve", "--data", data, "--passphrase-file", str(passphrase), "--port", "1"])

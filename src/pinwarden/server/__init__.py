@@ -13,11 +13,13 @@ Embedding::
 
 from __future__ import annotations
 
+from pinwarden._public_names import name_exceptions_after
 from pinwarden.server._app import Services, create_app
 from pinwarden.server._config import DataDirectory, ServerConfig
 from pinwarden.server._database import make_engine, upgrade_database
 from pinwarden.server._errors import (
     AuthError,
+    ConfigError,
     ConflictError,
     NotFoundError,
     ScopeError,
@@ -31,6 +33,7 @@ from pinwarden.server._tokens import SCOPES
 __all__ = [
     "SCOPES",
     "AuthError",
+    "ConfigError",
     "ConflictError",
     "DataDirectory",
     "InitResult",
@@ -46,3 +49,5 @@ __all__ = [
     "make_engine",
     "upgrade_database",
 ]
+
+name_exceptions_after(__name__, globals(), __all__)

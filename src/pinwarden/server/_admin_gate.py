@@ -7,36 +7,86 @@ a 422 that it reached the route. ``AdminGate`` runs first: it authenticates from
 and answers 401 without calling ``receive``; only an authenticated request goes on, with a body
 of at most ``MAX_ADMIN_BODY_BYTES`` (413 past it, whether declared by ``Content-Length`` or
 streamed). The routes' dependencies then check the scope of the principal the gate found.
+
+Every refusal (401 here, 403 in the API, 429) goes to ``AdminRefusals``: counted in ``/metrics``,
+logged without the token, and a client address that presents too many bad tokens is answered
+429 for a while without a lookup.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Callable
 
+from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from pinwarden.server._database import is_connection_failure
 from pinwarden.server._errors import AuthError
+from pinwarden.server._ratelimit import FailureBudget
 from pinwarden.server._tokens import Principal, authenticate
 
-__all__ = ["MAX_ADMIN_BODY_BYTES", "AdminGate", "authenticated_principal"]
+__all__ = ["MAX_ADMIN_BODY_BYTES", "AdminGate", "AdminRefusals", "authenticated_principal"]
+
+logger = logging.getLogger("pinwarden.server")
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 _PRINCIPAL = "pinwarden.principal"
 # The API's description is public (docs/server.md, "Limits"): no data, no token needed.
 _PUBLIC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+# Bad tokens one client address may present at once, then per minute (docs/reliability.md).
+_FAILURE_BURST, _FAILURES_PER_MINUTE = 200, 30
+
+
+class AdminRefusals:
+    """Refused admin requests, by reason: ``missing``, ``invalid``, ``revoked``, ``expired``
+    (401), ``scope`` (403), ``rate_limited`` (429).
+
+    A presented token that fails spends from its client address's ``FailureBudget`` (a missing
+    one does not: that is no guess); past it, the address gets 429 until the budget refills.
+    Behind a reverse proxy every client has the proxy's address, so the budget is the proxy's.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.failures = FailureBudget(_FAILURE_BURST, _FAILURES_PER_MINUTE)
+
+    def refuse(self, scope: Scope, reason: str) -> None:
+        """Count and log one refusal (method, path, client and reason: never the token)."""
+        self.counts[reason] += 1
+        client = _client(scope)
+        if reason in ("invalid", "revoked", "expired"):
+            self.failures.spend(client)
+        logger.warning(
+            "pinwarden: refused admin request %s %r from %s: %s",
+            scope.get("method", "?"),
+            scope.get("path", ""),
+            client,
+            reason,
+        )
+
+    def samples(self) -> list[tuple[dict[str, str], float]]:
+        """For ``pinwarden_admin_refused_total``: one sample per reason seen."""
+        return [({"reason": reason}, n) for reason, n in sorted(self.counts.items())]
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def authenticated_principal(scope: Scope) -> Principal:
     """The principal ``AdminGate`` authenticated for this request; ``AuthError`` without one."""
     principal = scope.get(_PRINCIPAL)
     if not isinstance(principal, Principal):
-        raise AuthError("a bearer token is required")
+        raise AuthError("a bearer token is required", "missing")
     return principal
 
 
@@ -79,12 +129,15 @@ class AdminGate:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: FastAPI,
         sessions: sessionmaker[Session],
         database_state: Callable[[bool], None],
     ) -> None:
         self._app = RequestBodyLimitMiddleware(app, max_body_size=MAX_ADMIN_BODY_BYTES)
         self._sessions, self._database_state = sessions, database_state
+        # The admin API's own record (``build_admin_api``), so that 401s here, 403s there and
+        # the one ``/metrics`` counter agree.
+        self._refusals: AdminRefusals = app.state.refusals
 
     def _authenticate(self, token: str | None) -> Principal:
         with self._sessions() as session:
@@ -94,12 +147,20 @@ class AdminGate:
         if scope["type"] != "http" or self._is_public(scope):
             await self._app(scope, receive, send)
             return
+        if self._refusals.failures.exhausted(_client(scope)):
+            self._refusals.refuse(scope, "rate_limited")
+            retry = str(self._refusals.failures.retry_after()).encode()
+            await _answer(send, 429, "too many failed authentications", [(b"retry-after", retry)])
+            return
         try:
             principal = await run_in_threadpool(self._authenticate, _bearer_token(scope))
         except AuthError as error:
+            self._refusals.refuse(scope, error.reason)
             await _answer(send, 401, str(error), [(b"www-authenticate", b"Bearer")])
             return
-        except DBAPIError:
+        except DBAPIError as error:
+            if not is_connection_failure(error):
+                raise
             self._database_state(False)
             await _answer(send, 503, "the database is unavailable")
             return

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount, Router
 
@@ -35,10 +36,13 @@ from pinwarden.server._signing import KeyDirectorySigner, sync_keyrings
 from pinwarden.server._store import PublishedStore
 from pinwarden.server._sync import (
     StoreSync,
-    announce_nothing,
-    announce_postgresql,
+    notify_replicas_postgresql,
+    notify_replicas_sqlite,
     served_document,
 )
+from pinwarden.server.alerts import AlertBook, WebhookDispatcher, open_alert_counts
+from pinwarden.server.freshness import Freshener
+from pinwarden.server.monitor import Monitor, MonitorPolicy
 
 __all__ = ["PinServerApp", "Services", "create_app"]
 
@@ -70,14 +74,18 @@ class Services:
             cafile=config.ca_file,
             timeout=config.probe_timeout,
         )
-        self.announce = (
-            announce_postgresql if is_postgresql(config.database_url) else announce_nothing
+        # Tells the other replicas of a change, inside its transaction (``broker.announce``
+        # tells this process's event streams).
+        self.notify_replicas = (
+            notify_replicas_postgresql
+            if is_postgresql(config.database_url)
+            else notify_replicas_sqlite
         )
         self.publisher = Publisher(
             self.sessions,
             self.signer,
             live,
-            self.announce,
+            self.notify_replicas,
             default_report_uri=config.default_report_uri,
         )
         self.sync = StoreSync(
@@ -105,6 +113,97 @@ class Services:
             "Open server-sent-event streams.",
             lambda: [({}, self.broker.subscriber_count)],
         )
+        # Operations (docs/operations.md): one alert book for every room that raises alerts.
+        self.alerts = AlertBook([hook.name for hook in config.webhooks])
+        self.freshener = Freshener(
+            self.sessions,
+            self.publisher if self.signer is not None else None,
+            self.alerts,
+            holder=config.replica_id,
+        )
+        self.monitor = Monitor(
+            self.sessions,
+            self.alerts,
+            cafile=config.ca_file,
+            policy=MonitorPolicy(timeout=config.probe_timeout),
+        )
+        self.webhooks = WebhookDispatcher(self.sessions, config.webhooks)
+        self.open_alerts: dict[str, int] = {}
+        self._operations_metrics()
+
+    def _operations_metrics(self) -> None:
+        gauge, counter = self.metrics.add_gauge, self.metrics.add_counter
+        gauge(
+            "pinwarden_alerts_open",
+            "Open alerts by kind (docs/operations.md).",
+            lambda: [({"kind": kind}, n) for kind, n in sorted(self.open_alerts.items())],
+        )
+        gauge(
+            "pinwarden_pinset_expires_in_seconds",
+            "Seconds until the newest pin set expires, per channel, at the last freshness round.",
+            lambda: [
+                ({"channel": c}, s) for c, s in sorted(self.freshener.seconds_to_expiry().items())
+            ],
+        )
+        counter(
+            "pinwarden_freshness_resigns_total",
+            "Pin sets re-signed by freshness.",
+            lambda: [({}, self.freshener.resigns)],
+        )
+        counter(
+            "pinwarden_freshness_failures_total",
+            "Freshness rounds that could not re-sign or read the database.",
+            lambda: [({}, self.freshener.failures)],
+        )
+        counter(
+            "pinwarden_monitor_checks_total",
+            "Host checks by the monitor, by result.",
+            lambda: [({"result": r}, n) for r, n in sorted(self.monitor.checks.items())],
+        )
+        counter(
+            "pinwarden_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome.",
+            lambda: [
+                ({"outcome": outcome}, getattr(self.webhooks.totals, outcome))
+                for outcome in ("delivered", "retried", "failed")
+            ],
+        )
+
+    async def run_operations(self) -> None:
+        """Freshness, the monitor, webhook delivery and the open-alert gauge; cancel to stop."""
+        config = self.config
+        await asyncio.gather(
+            _supervised(
+                "freshness",
+                lambda: self.freshener.run_forever(config.freshness_interval, self._serve_quietly),
+            ),
+            _supervised(
+                "monitor",
+                lambda: self.monitor.run_forever(
+                    config.replica_id,
+                    every=config.monitor_interval,
+                    per_channel=dict(config.monitor_schedule),
+                ),
+            ),
+            _supervised("webhook delivery", self.webhooks.run_forever),
+            _supervised("open-alert count", self._count_open_alerts),
+        )
+
+    async def _count_open_alerts(self, every: float = 15.0) -> None:
+        while True:
+            try:
+                self.open_alerts = await asyncio.to_thread(self._read_open_alerts)
+            except SQLAlchemyError as error:
+                logger.warning("pinwarden: cannot count open alerts: %s", error)
+            await asyncio.sleep(every)
+
+    def _read_open_alerts(self) -> dict[str, int]:
+        with self.sessions() as session:
+            return open_alert_counts(session)
+
+    def health_detail(self) -> list[str]:
+        """What ``/healthz`` should say beyond "ok": why a pin set may lapse."""
+        return self.freshener.health_lines()
 
     def database_state(self, up: bool) -> None:
         self.database_up = up
@@ -138,14 +237,19 @@ class Services:
         self._serve(outcome)
         return outcome
 
-    def _serve(self, outcome: PublishOutcome) -> None:
+    def _serve(self, outcome: PublishOutcome, *, push: bool = True) -> None:
         """Serve and push a new version from this process now (other replicas: NOTIFY, poll)."""
         assert outcome.document is not None
         if outcome.keyring is not None:  # servable before the pin set that names it
             self.store.put_keyring(*outcome.keyring)
         served = served_document(outcome.document, outcome.refresh_seconds)
-        if self.store.put_pinset(outcome.channel, served):
+        if self.store.put_pinset(outcome.channel, served) and push:
             self.broker.announce(outcome.channel, outcome.document.version)
+
+    def _serve_quietly(self, outcome: PublishOutcome) -> None:
+        """A freshness re-signature: served, not pushed; clients take it at their next poll
+        (docs/operations.md, "No push")."""
+        self._serve(outcome, push=False)
 
     async def resign_channels(self, actor: str, reason: str | None) -> dict[str, Any]:
         """Sign the published rules of every channel again, as new versions, with the current
@@ -165,7 +269,7 @@ class Services:
             with self.sessions.begin() as session:
                 sync_keyrings(session, self.config.key_dir)
                 record(session, actor, "resign-all", f"keyring:{keyring.version}", {}, reason)
-                self.announce(session, "", 0)  # other replicas load the new keyring
+                self.notify_replicas(session, "", 0)  # other replicas load the new keyring
                 body = session.get_one(KeyringRecord, keyring.version).body
                 names = [channel.name for channel in list_channels(session)]
             why = reason or f"re-signed under keyring v{keyring.version}"
@@ -182,6 +286,24 @@ class Services:
         }
 
 
+_RESTART_AFTER = 30.0  # seconds before a background loop that raised runs again
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run ``loop`` forever, starting it again after an unexpected error: one failing round of
+    one loop must not stop the others (``gather`` cancels nothing) nor, for freshness, let pin
+    sets lapse. Cancellation stops it."""
+    while True:
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("pinwarden: the %s loop failed; restarting in %.0f s", name,
+                             _RESTART_AFTER)
+        await asyncio.sleep(_RESTART_AFTER)
+
+
 def create_app(config: ServerConfig) -> PinServerApp:
     """The server's ASGI app. Startup migrates, loads the published documents, starts the sync."""
     services = Services(config)
@@ -193,6 +315,7 @@ def create_app(config: ServerConfig) -> PinServerApp:
         services.limiter,
         heartbeat_seconds=config.heartbeat_seconds,
         database_state=lambda: services.database_up,
+        health_detail=services.health_detail,
     )
 
     @contextlib.asynccontextmanager
@@ -200,15 +323,18 @@ def create_app(config: ServerConfig) -> PinServerApp:
         await run_in_threadpool(services.prepare_database)
         await services.sync.refresh()
         task = asyncio.create_task(services.sync.run())
+        operations = asyncio.create_task(services.run_operations()) if config.operations else None
         # The imported frameworks are long-lived: keep the garbage collector from walking them
         # again and again on the hot path (the read path allocates per request).
         gc.freeze()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in (task, operations):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             services.engine.dispose()
 
     return PinServerApp(

@@ -1,13 +1,14 @@
 """Channels, their rules and their pins: the draft that ``publish`` signs.
 
-Every change is audited in its own transaction (design brief, "Server"). Patterns are stored in the
-normal form of ``HostPattern`` and pins in the canonical ``sha256/…`` spelling, so a draft compares
-equal to what was published whatever spelling the operator typed.
+Every change is audited in its own transaction (docs/server.md, "Tokens, scopes, audit").
+Patterns are stored in the normal form of ``HostPattern`` and pins in the canonical ``sha256/…``
+spelling, so a draft compares equal to what was published whatever spelling the operator typed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -16,10 +17,12 @@ from sqlalchemy.orm import Session, selectinload
 from pinwarden._hosts import HostPattern
 from pinwarden._pins import parse_pin
 from pinwarden.client import Mode
+from pinwarden.document import FormatError, check_report_uri
 from pinwarden.errors import PinwardenError
 from pinwarden.server._audit import record
 from pinwarden.server._errors import ConflictError, NotFoundError, ValidationError
 from pinwarden.server._models import Channel, Pin, Rule
+from pinwarden.server._snapshot import RuleSnapshot, SnapshotPin
 
 __all__ = [
     "DEFAULT_REFRESH_SECONDS",
@@ -38,6 +41,7 @@ __all__ = [
     "remove_rule",
     "replace_rules",
     "rule_view",
+    "snapshot_of",
     "update_channel",
     "update_rule",
 ]
@@ -49,12 +53,12 @@ _MIN_REFRESH, _MAX_TTL = 10, 366 * 24 * 3600
 RESERVED_SEGMENTS = frozenset(
     {"pinset", "keyring", "events", "rules", "pins", "publish", "history", "rollback", "diff"}
 )
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" lets a "\n" through
 
 
 def _check_channel_name(name: str) -> str:
     segments = name.split("/")
-    if len(name) > 200 or not all(_SEGMENT.match(segment) for segment in segments):
+    if len(name) > 200 or not all(_SEGMENT.fullmatch(segment) for segment in segments):
         raise ValidationError(
             f"channel name {name!r}: use segments of letters, digits, '.', '_', '-' joined by '/' "
             "(e.g. com.example.app/prod), at most 200 characters"
@@ -74,9 +78,12 @@ def _check_timing(refresh_seconds: int, ttl_seconds: int) -> None:
 
 
 def _check_report_uri(uri: str | None) -> str | None:
-    if uri is not None and not re.match(r"^https?://[^\s]+$", uri):
-        raise ValidationError(f"report_uri {uri!r} is not an http(s) URL")
-    return uri
+    """The report URI grammar of docs/spec.md §3.3, checked here so that a channel the API accepts
+    never fails later, at signing."""
+    try:
+        return check_report_uri(uri)
+    except FormatError as error:
+        raise ValidationError(str(error)) from None
 
 
 def _normal_pattern(pattern: str) -> str:
@@ -103,7 +110,7 @@ def _normal_mode(mode: str) -> str:
 def _check_probe(host: str | None, port: int) -> None:
     if not 0 < port < 65536:
         raise ValidationError(f"probe port {port} is not a TCP port")
-    if host is not None and not re.match(r"^[A-Za-z0-9.:_\-\[\]]{1,300}$", host):
+    if host is not None and not re.fullmatch(r"[A-Za-z0-9.:_\-\[\]]{1,300}", host):
         raise ValidationError(f"probe host {host!r} is not a hostname or address")
 
 
@@ -274,15 +281,20 @@ def remove_pin(session: Session, channel_name: str, pattern: str, pin: str, acto
     raise NotFoundError(f"rule {rule.pattern!r} has no pin {canonical}")
 
 
+def snapshot_of(rule: Rule) -> RuleSnapshot:
+    """A rule as a snapshot: what a publish signs and stores with the version (for rollback)."""
+    return RuleSnapshot(
+        pattern=rule.pattern,
+        mode=rule.mode,
+        pins=tuple(SnapshotPin(pin.pin, pin.label) for pin in rule.pins),
+        probe_host=rule.probe_host,
+        probe_port=rule.probe_port,
+    )
+
+
 def rule_view(rule: Rule) -> dict[str, Any]:
-    """A rule as JSON: also the snapshot stored with each published version (for rollback)."""
-    return {
-        "pattern": rule.pattern,
-        "mode": rule.mode,
-        "pins": [{"pin": pin.pin, "label": pin.label} for pin in rule.pins],
-        "probe_host": rule.probe_host,
-        "probe_port": rule.probe_port,
-    }
+    """A rule as JSON, as the admin API shows it."""
+    return snapshot_of(rule).view()
 
 
 def channel_view(channel: Channel, *, rules: bool = True) -> dict[str, Any]:
@@ -298,22 +310,22 @@ def channel_view(channel: Channel, *, rules: bool = True) -> dict[str, Any]:
     return view
 
 
-def draft_rules(channel: Channel) -> list[dict[str, Any]]:
+def draft_rules(channel: Channel) -> tuple[RuleSnapshot, ...]:
     """The channel's current rules as snapshots, sorted by pattern."""
-    return sorted((rule_view(rule) for rule in channel.rules), key=lambda view: view["pattern"])
+    return tuple(sorted((snapshot_of(rule) for rule in channel.rules), key=lambda r: r.pattern))
 
 
-def replace_rules(session: Session, channel: Channel, snapshots: list[dict[str, Any]]) -> None:
+def replace_rules(session: Session, channel: Channel, snapshots: Iterable[RuleSnapshot]) -> None:
     """Make the channel's rules equal to ``snapshots`` (a rollback restores a published version)."""
     channel.rules.clear()
     session.flush()  # delete the old rows before inserting rows with the same patterns
-    for view in snapshots:
+    for snapshot in snapshots:
         channel.rules.append(
             Rule(
-                pattern=view["pattern"],
-                mode=view["mode"],
-                probe_host=view.get("probe_host"),
-                probe_port=view.get("probe_port", 443),
-                pins=[Pin(pin=pin["pin"], label=pin["label"]) for pin in view["pins"]],
+                pattern=snapshot.pattern,
+                mode=snapshot.mode,
+                probe_host=snapshot.probe_host,
+                probe_port=snapshot.probe_port,
+                pins=[Pin(pin=entry.pin, label=entry.label) for entry in snapshot.pins],
             )
         )

@@ -11,10 +11,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "alembic_config",
+    "is_connection_failure",
     "is_postgresql",
     "libpq_conninfo",
     "make_engine",
@@ -47,6 +49,13 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def is_connection_failure(error: DBAPIError) -> bool:
+    """Whether ``error`` says the database cannot be reached (refused, lost or broken
+    connection), as opposed to a statement it refused: bad data (``DataError``: a NUL, an integer
+    past its column) is the request's fault and the database is up."""
+    return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
 
 
 def make_engine(url: str) -> Engine:

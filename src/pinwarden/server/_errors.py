@@ -8,6 +8,7 @@ from pinwarden.errors import PinwardenError
 
 __all__ = [
     "AuthError",
+    "ConfigError",
     "ConflictError",
     "NotFoundError",
     "ScopeError",
@@ -27,6 +28,11 @@ class ValidationError(ServerError):
     status = 422
 
 
+class ConfigError(ServerError):
+    """A server setting out of its allowed range or of the wrong type, found at start (one line,
+    naming the setting and what it allows)."""
+
+
 class NotFoundError(ServerError):
     status = 404
 
@@ -36,19 +42,26 @@ class ConflictError(ServerError):
 
 
 class AuthError(ServerError):
-    """No token, or one that is unknown, wrong or revoked."""
+    """No token, or one that is unknown, wrong, revoked or expired; ``reason`` says which, as
+    counted in ``/metrics`` (``missing``, ``invalid``, ``revoked``, ``expired``)."""
 
     status = 401
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ScopeError(ServerError):
     """A valid token without the scope the request needs."""
 
     status = 403
+    reason = "scope"  # as counted in ``/metrics``, beside ``AuthError.reason``
 
 
 class UnsafePublishError(ServerError):
-    """Publishing would risk bricking clients (design brief, "Safe rotation"); force overrides."""
+    """Publishing would risk bricking clients (docs/server.md, "Safe publishing"); ``force``
+    overrides."""
 
     status = 409
 

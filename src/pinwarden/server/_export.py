@@ -1,5 +1,6 @@
 """``pinwarden export-static``: the served bytes as files, at the same paths, for nginx, a CDN or
-object storage (design brief, "Server"). Clients verify signatures, so any host can serve them.
+object storage (docs/server.md, "Static export"). Clients verify signatures, so any host can
+serve them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The chain a pinned host serves now: a fresh connection from this server.
 
-Safe publishing compares rules with this chain (design brief, "Safe rotation"). The chain is the
-*verified* one, after normal CA and hostname validation (client rule 1), so the comparison sees
-what clients will see. Each connection is recorded as an observation (source ``SERVER_CONNECTION``);
-when the host cannot be reached, the newest such observation may stand in for it. Observations
-posted through the admin API (source ``"api"``, the monitor's) are records only, never proof: a
-token holder could post any chain.
+Safe publishing compares rules with this chain (docs/server.md, "Safe publishing"). The chain is
+the *verified* one, after normal CA and hostname validation (docs/security.md rule 1), so the
+comparison sees what clients will see. Each connection is recorded as an observation (source
+``SERVER_CONNECTION``); when the host cannot be reached, the newest such observation may stand in
+for it. Observations posted through the admin API (source ``"api"``, the monitor's) are records
+only, never proof: a token holder could post any chain.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from pinwarden._hosts import HostPattern, PatternKind, normalize_host
 from pinwarden._pins import spki_pin_of_der
-from pinwarden.client._chain import verified_chain_der
+from pinwarden._tls import verified_chain_der
 from pinwarden.errors import PinwardenError
 from pinwarden.server._audit import record
 from pinwarden.server._errors import NotFoundError, ValidationError
@@ -102,9 +102,12 @@ def connect_and_read_pins(
 ) -> tuple[str, ...]:
     """Connect with normal CA and hostname validation; the pins of the verified chain, leaf first.
 
+    The host must be named in a subjectAltName, never only in the subject CN (RFC 6125 §6.4.4),
+    as pinwarden's clients require: a chain they refuse is never the live chain "clients see".
     Raises ``OSError`` (``ssl.SSLError`` included) when the host cannot be reached or validated.
     """
     context = ssl.create_default_context(cafile=cafile)
+    context.hostname_checks_common_name = False
     with socket.create_connection((target.address, target.port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=target.server_name) as tls:
             return tuple(spki_pin_of_der(der) for der in verified_chain_der(tls))
@@ -133,7 +136,11 @@ def latest_observation(
 def record_observation(
     session: Session, host: str, port: int, pins: list[str], source: str, actor: str
 ) -> Observation:
-    row = Observation(host=normalize_host(host), port=port, chain_pins=pins, source=source)
+    try:
+        name = normalize_host(host)
+    except PinwardenError as error:
+        raise ValidationError(f"observation host: {error}") from None
+    row = Observation(host=name, port=port, chain_pins=pins, source=source)
     session.add(row)
     session.flush()
     record(session, actor, "observation.record", f"host:{row.host}:{port}", {"pins": pins})

@@ -1,32 +1,48 @@
-"""Counters and gauges, exposed at ``/metrics`` in the Prometheus text format (version 0.0.4).
+"""Counters and gauges, exposed at ``/metrics`` by ``prometheus-client``.
 
 Counters are plain integers updated on the event loop: the pin-set path pays one dictionary
-increment, not a lock.
+increment, not a lock. ``Metrics`` is a custom collector over them, rendered on its own, never
+through prometheus-client's global default registry: each app (tests make many in one process)
+has its own numbers. prometheus-client writes every value exactly (``1.234567e+06``, not
+``%g``'s ``1.23457e+06``), escapes label values, and answers a scraper that asks for
+OpenMetrics in OpenMetrics.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
 
+# The labels and the value of one sample of a gauge.
 _Sample = tuple[dict[str, str], float]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _family(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    help_text: str,
+    samples: Iterable[_Sample],
+) -> Metric:
+    """One metric family; every sample of a family has the same label names."""
+    samples = list(samples)
+    label_names = sorted(samples[0][0]) if samples else []
+    family = kind(name, help_text, labels=label_names)
+    for labels, value in samples:
+        family.add_metric([labels[label] for label in label_names], value)
+    return family
 
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return (
-        "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items())) + "}"
-    )
+def _by(label: str, counts: Counter[int] | Counter[str]) -> list[_Sample]:
+    return [({label: str(key)}, count) for key, count in sorted(counts.items())]
 
 
-class Metrics:
+class Metrics(Collector):
     def __init__(self) -> None:
         self.pinset_responses: Counter[int] = Counter()
         self.keyring_responses: Counter[int] = Counter()
@@ -35,6 +51,7 @@ class Metrics:
         self.sse_refused = 0
         self.database_up = 1
         self._gauges: list[tuple[str, str, Callable[[], Iterable[_Sample]]]] = []
+        self._counters: list[tuple[str, str, Callable[[], Iterable[_Sample]]]] = []
 
     def add_gauge(
         self, name: str, help_text: str, samples: Callable[[], Iterable[_Sample]]
@@ -42,50 +59,61 @@ class Metrics:
         """A gauge read when ``/metrics`` is scraped."""
         self._gauges.append((name, help_text, samples))
 
-    def render(self) -> str:
-        lines: list[str] = []
+    def add_counter(
+        self, name: str, help_text: str, samples: Callable[[], Iterable[_Sample]]
+    ) -> None:
+        """A counter kept elsewhere (an operations room), read when ``/metrics`` is scraped."""
+        self._counters.append((name, help_text, samples))
 
-        def family(name: str, kind: str, help_text: str, samples: Iterable[_Sample]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{_labels(labels)} {value:g}" for labels, value in samples)
-
-        family(
+    def collect(self) -> Iterator[Metric]:
+        """The ``Collector`` protocol of prometheus-client: every family, read now."""
+        counter, gauge = CounterMetricFamily, GaugeMetricFamily
+        yield _family(
+            counter,
             "pinwarden_pinset_responses_total",
-            "counter",
             "Pin-set responses by HTTP status.",
-            (({"status": str(code)}, n) for code, n in sorted(self.pinset_responses.items())),
+            _by("status", self.pinset_responses),
         )
-        family(
+        yield _family(
+            counter,
             "pinwarden_keyring_responses_total",
-            "counter",
             "Keyring responses by HTTP status.",
-            (({"status": str(code)}, n) for code, n in sorted(self.keyring_responses.items())),
+            _by("status", self.keyring_responses),
         )
-        family(
+        yield _family(
+            counter,
             "pinwarden_reports_total",
-            "counter",
             "Violation reports by outcome.",
-            (({"outcome": key}, n) for key, n in sorted(self.reports.items())),
+            _by("outcome", self.reports),
         )
-        family(
+        yield _family(
+            counter,
             "pinwarden_publishes_total",
-            "counter",
             "Publish requests by outcome.",
-            (({"outcome": key}, n) for key, n in sorted(self.publishes.items())),
+            _by("outcome", self.publishes),
         )
-        family(
+        yield _family(
+            counter,
             "pinwarden_sse_refused_total",
-            "counter",
             "Event streams refused because a stream cap was reached.",
             [({}, self.sse_refused)],
         )
-        family(
+        yield _family(
+            gauge,
             "pinwarden_database_up",
-            "gauge",
             "1 when the last database access succeeded.",
             [({}, self.database_up)],
         )
         for name, help_text, samples in self._gauges:
-            family(name, "gauge", help_text, samples())
-        return "\n".join(lines) + "\n"
+            yield _family(gauge, name, help_text, samples())
+        for name, help_text, samples in self._counters:
+            yield _family(counter, name, help_text, samples())
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        """The body and content type for a scraper's ``Accept`` header: the Prometheus text
+        format 0.0.4 unless it asks for OpenMetrics or text 1.0.0."""
+        try:
+            encode, content_type = choose_encoder(accept)
+        except (TypeError, ValueError):  # it compares an unparsable "version=abc" with ints
+            encode, content_type = choose_encoder("")
+        return encode(self), content_type

@@ -1,9 +1,9 @@
 """The server's tables, as typed SQLAlchemy 2 models.
 
-Published documents are immutable rows (design brief, "Server"): the ORM refuses to update or delete
-one, so history, audit and rollback-by-republish can trust them. Tokens are stored as a SHA-256 of
-their secret, never the secret. Private signing keys are not here: they stay encrypted in the key
-directory; ``SigningKeyRecord`` only names them.
+Published documents are immutable rows: the ORM refuses to update or delete one, so history,
+audit and rollback-by-republish can trust them. Tokens are stored as a SHA-256 of their secret,
+never the secret. Private signing keys are not here: they stay encrypted in the key directory;
+``SigningKeyRecord`` only names them.
 """
 
 from __future__ import annotations
@@ -215,6 +215,7 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     created_by: Mapped[str] = mapped_column(String(300))
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # refused from then on, like a revoked token
 
 
 class AuditEntry(Base):

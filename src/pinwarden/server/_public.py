@@ -13,10 +13,10 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -67,11 +67,13 @@ class PublicEndpoints:
         *,
         heartbeat_seconds: float,
         database_state: Callable[[], bool],
+        health_detail: Callable[[], list[str]] = list,
     ) -> None:
         self.store, self.broker, self.metrics = store, broker, metrics
         self._save_report, self._limiter = save_report, limiter
         self._heartbeat = heartbeat_seconds
         self._database_state = database_state
+        self._health_detail = health_detail
 
     def routes(self) -> list[Route]:
         return [
@@ -200,6 +202,9 @@ class PublicEndpoints:
             return JSONResponse({"error": str(error)}, status_code=422)
         try:
             await run_in_threadpool(self._save_report, report, client)
+        except DataError:  # past parse_report's checks; the report's fault, not the database's
+            self.metrics.reports["invalid"] += 1
+            return JSONResponse({"error": "the database refused a value of this report"}, 422)
         except SQLAlchemyError:
             self.metrics.reports["unavailable"] += 1
             return JSONResponse({"error": "reports cannot be stored now"}, status_code=503)
@@ -207,15 +212,20 @@ class PublicEndpoints:
         return JSONResponse({"stored": True}, status_code=202)
 
     async def healthz(self, request: Request) -> Response:
-        """200 while this process serves; the body says whether the database answers."""
+        """200 while this process serves; the body says whether the database answers, and in
+        ``detail`` what may make a pin set lapse (freshness failing: docs/operations.md)."""
         database = "ok" if self._database_state() else "unreachable"
-        body = {"status": "ok", "database": database, "channels": self.store.versions()}
+        body = {
+            "status": "ok",
+            "database": database,
+            "channels": self.store.versions(),
+            "detail": self._health_detail(),
+        }
         return JSONResponse(body)
 
     async def render_metrics(self, request: Request) -> Response:
-        return PlainTextResponse(
-            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        body, content_type = self.metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, headers={"content-type": content_type})
 
 
 class PinsetEndpoint:

@@ -1,18 +1,20 @@
 """Publishing: check the draft against the live chains, sign it, store it as a new version.
 
 The order matters. The live chains are looked at first, outside any transaction (they take network
-time); then one transaction locks the channel, makes sure the draft is still the one that was
-checked, takes the next version, signs, stores the immutable row, audits and (on PostgreSQL)
-queues the NOTIFY that tells the other replicas. A rollback is the same path with an old
-version's rules: it republishes them as a new, higher version (versions only increase).
+time), and the result is one immutable ``PublishPlan``; then one transaction locks the channel,
+runs the plan's action step (publish: the draft is still the one that was checked; rollback: the
+old rules become the draft; re-sign: nothing), takes the next version, signs, stores the immutable
+row, audits and (on PostgreSQL) queues the NOTIFY that tells the other replicas. A rollback
+republishes an old version's rules as a new, higher version (versions only increase).
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -36,23 +38,38 @@ from pinwarden.server._livechain import (
 )
 from pinwarden.server._models import Channel, KeyringRecord, PublishedDocument, utc_now
 from pinwarden.server._safety import RuleCheck, check_removed_rules, check_rules, diff_rules
+from pinwarden.server._snapshot import (
+    RuleSnapshot,
+    SnapshotError,
+    snapshots_from_json,
+    snapshots_to_json,
+)
 from pinwarden.server._store import etag_for
 
 __all__ = [
+    "PUBLISH",
+    "RESIGN",
+    "ROLLBACK",
+    "Action",
     "LiveChainSource",
     "PinSetDraft",
     "PublishOutcome",
+    "PublishPlan",
     "Publisher",
+    "ReplicaNotifier",
     "SignedPinSet",
+    "SignedVersion",
     "Signer",
     "history",
     "latest_document",
+    "published_rules",
+    "published_version",
 ]
 
 
 @dataclass(frozen=True)
 class PinSetDraft:
-    """Everything a signed pin set says; ``rules`` are rule snapshots (``rule_view``)."""
+    """Everything a signed pin set says."""
 
     channel: str
     version: int
@@ -60,7 +77,7 @@ class PinSetDraft:
     expires: datetime
     refresh_after: int
     report_uri: str | None
-    rules: list[dict[str, Any]]
+    rules: tuple[RuleSnapshot, ...]
 
 
 @dataclass(frozen=True)
@@ -77,38 +94,123 @@ class Signer(Protocol):
         ...
 
 
-@dataclass
-class PublishOutcome:
-    """What a publish (or its dry run) found and did."""
+# An action's own step inside the publishing transaction, on the locked channel.
+ActionStep = Callable[[Session, Channel, "PublishPlan"], None]
 
+
+def _require_unchanged_draft(session: Session, channel: Channel, plan: PublishPlan) -> None:
+    """Publish: the draft must still be the rules that were checked."""
+    if draft_rules(channel) != plan.rules:
+        raise ConflictError("the rules changed while publishing; run publish again")
+
+
+def _restore_draft(session: Session, channel: Channel, plan: PublishPlan) -> None:
+    """Rollback: the old version's rules become the draft again."""
+    replace_rules(session, channel, plan.rules)
+
+
+def _keep_draft(session: Session, channel: Channel, plan: PublishPlan) -> None:
+    """Re-sign: the published rules are signed again; the draft is left as it is."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """What kind of new version a plan makes: its audit name, whether the live chains are
+    checked, and its step inside the transaction."""
+
+    name: str
+    checks_live_chains: bool
+    in_transaction: ActionStep
+
+
+PUBLISH = Action("publish", True, _require_unchanged_draft)
+ROLLBACK = Action("rollback", True, _restore_draft)
+# Clients see the same rules, so re-signing checks nothing.
+RESIGN = Action("resign", False, _keep_draft)
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """One new version, decided before its transaction: the rules, what they change, the verdict
+    of the checks, who asked and why. Nothing changes it afterwards."""
+
+    action: Action
     channel: str
-    dry_run: bool
-    changes: list[dict[str, Any]]
-    checks: list[RuleCheck]
-    forced: bool = False
-    document: PublishedDocument | None = None
-    previous_version: int | None = None
-    refresh_seconds: int = 0
-    keyring: tuple[int, bytes] | None = None  # the keyring the new version is signed under
-    extra: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[RuleSnapshot, ...]
+    previous_version: int | None
+    changes: tuple[dict[str, Any], ...]
+    checks: tuple[RuleCheck, ...]
+    actor: str
+    reason: str | None
+    force: bool
+    republished_from: int | None = None
 
     @property
     def problems(self) -> list[dict[str, Any]]:
         return [check.view() for check in self.checks if not check.ok]
 
+
+@dataclass(frozen=True)
+class SignedVersion:
+    """What the transaction made: the stored row, the keyring it is signed under, and the
+    channel's refresh hint (for ``Cache-Control``)."""
+
+    document: PublishedDocument
+    keyring: tuple[int, bytes]
+    refresh_seconds: int
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What a publish (or its dry run) found and did: its plan, and the version it signed
+    (``None`` for a dry run)."""
+
+    plan: PublishPlan
+    dry_run: bool
+    signed: SignedVersion | None = None
+
+    @property
+    def channel(self) -> str:
+        return self.plan.channel
+
+    @property
+    def document(self) -> PublishedDocument | None:
+        return self.signed.document if self.signed else None
+
+    @property
+    def keyring(self) -> tuple[int, bytes] | None:
+        """The keyring the new version is signed under."""
+        return self.signed.keyring if self.signed else None
+
+    @property
+    def refresh_seconds(self) -> int:
+        return self.signed.refresh_seconds if self.signed else 0
+
+    @property
+    def forced(self) -> bool:
+        """Published although the checks found problems (``force`` with a reason)."""
+        return self.signed is not None and bool(self.plan.problems)
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        return self.plan.problems
+
     def view(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
+        plan = self.plan
+        view: dict[str, Any] = {
+            "channel": plan.channel,
             "dry_run": self.dry_run,
             "published": self.document is not None,
             "version": self.document.version if self.document else None,
-            "previous_version": self.previous_version,
+            "previous_version": plan.previous_version,
             "forced": self.forced,
-            "changes": self.changes,
-            "checks": [check.view() for check in self.checks],
-            "safe": not self.problems,
-            **self.extra,
+            "changes": list(plan.changes),
+            "checks": [check.view() for check in plan.checks],
+            "safe": not plan.problems,
         }
+        if plan.republished_from is not None:
+            view["republished_from"] = plan.republished_from
+        return view
 
 
 class LiveChainSource:
@@ -117,6 +219,9 @@ class LiveChainSource:
     Only when the host cannot be reached (a network failure, not a failed certificate check) does
     the newest chain this server itself saw, younger than ``max_age``, stand in, and the result
     says so (``fallback``). An observation posted through the admin API never does.
+
+    A lookup for a publish records the chain it saw (an observation row and its audit entry);
+    one for a dry run records nothing: a dry run changes nothing.
     """
 
     def __init__(
@@ -130,8 +235,8 @@ class LiveChainSource:
         self._sessions, self._max_age = sessions, max_age
         self._cafile, self._timeout = cafile, timeout
 
-    def lookup(self, rule: dict[str, Any]) -> LiveChain:
-        target = probe_target(rule["pattern"], rule.get("probe_host"), rule.get("probe_port", 443))
+    def lookup(self, rule: RuleSnapshot, *, record: bool = True) -> LiveChain:
+        target = probe_target(rule.pattern, rule.probe_host, rule.probe_port)
         try:
             pins = connect_and_read_pins(target, cafile=self._cafile, timeout=self._timeout)
         except ssl.SSLError:
@@ -146,6 +251,8 @@ class LiveChainSource:
                 fallback=f"the live connection failed ({error}); this server's own "
                 f"observation from {seen.seen_at.isoformat()} stands in for it",
             )
+        if not record:
+            return LiveChain(target, pins, utc_now(), "connection")
         with self._sessions.begin() as session:
             row = record_observation(
                 session, target.server_name, target.port, list(pins), SERVER_CONNECTION, "publish"
@@ -163,6 +270,18 @@ def latest_document(session: Session, channel: Channel) -> PublishedDocument | N
     )
 
 
+def published_version(session: Session, channel: Channel, version: int) -> PublishedDocument:
+    """Version ``version`` of the channel as it was published (an immutable row)."""
+    document = session.scalar(
+        select(PublishedDocument).where(
+            PublishedDocument.channel_id == channel.id, PublishedDocument.version == version
+        )
+    )
+    if document is None:
+        raise NotFoundError(f"channel {channel.name!r} has no published version {version}")
+    return document
+
+
 def history(session: Session, channel_name: str, *, limit: int = 50) -> list[PublishedDocument]:
     channel = get_channel(session, channel_name)
     query = (
@@ -174,22 +293,37 @@ def history(session: Session, channel_name: str, *, limit: int = 50) -> list[Pub
     return list(session.scalars(query))
 
 
-# Runs inside the publishing transaction, after the new row is flushed (PostgreSQL: pg_notify).
-Announcer = Callable[[Session, str, int], None]
+def published_rules(document: PublishedDocument) -> tuple[RuleSnapshot, ...]:
+    """The rules stored with a published version, of any snapshot version this server reads."""
+    try:
+        return snapshots_from_json(document.rules)
+    except SnapshotError as error:
+        raise SnapshotError(f"published version {document.version}: {error}") from None
+
+
+# Runs inside the publishing transaction, after the new row is flushed: tells the other replicas
+# (PostgreSQL: pg_notify, sent on commit).
+ReplicaNotifier = Callable[[Session, str, int], None]
 
 
 class Publisher:
+    """Makes new signed versions of a channel: ``publish``, ``rollback`` and ``resign``.
+
+    Each reads what it needs, makes one ``PublishPlan`` (checks included), and hands it to
+    ``_carry_out``; the only difference inside the transaction is the plan's ``Action``.
+    """
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
         signer: Signer | None,
         live: LiveChainSource,
-        announce: Announcer,
+        notify_replicas: ReplicaNotifier,
         *,
         default_report_uri: str | None = None,
     ) -> None:
         self._sessions, self._signer, self._live = sessions, signer, live
-        self._announce, self._default_report_uri = announce, default_report_uri
+        self._notify_replicas, self._default_report_uri = notify_replicas, default_report_uri
 
     def publish(
         self,
@@ -205,16 +339,10 @@ class Publisher:
             channel = get_channel(session, channel_name)
             rules = draft_rules(channel)
             latest = latest_document(session, channel)
-        return self._run(
-            channel_name,
-            rules,
-            latest,
-            actor,
-            dry_run=dry_run,
-            force=force,
-            reason=reason,
-            action="publish",
+        plan = self._plan(
+            PUBLISH, channel_name, rules, latest, actor, force=force, reason=reason, dry_run=dry_run
         )
+        return self._carry_out(plan, dry_run=dry_run)
 
     def rollback(
         self,
@@ -231,35 +359,26 @@ class Publisher:
             channel = get_channel(session, channel_name)
             latest = latest_document(session, channel)
             probes = {rule.pattern: (rule.probe_host, rule.probe_port) for rule in channel.rules}
-            old = session.scalar(
-                select(PublishedDocument).where(
-                    PublishedDocument.channel_id == channel.id,
-                    PublishedDocument.version == to_version,
-                )
-            )
-        if old is None:
-            raise NotFoundError(f"channel {channel_name!r} has no published version {to_version}")
+            old = published_version(session, channel, to_version)
         # Where a host is probed is today's setting, not part of the old version's content.
-        rules = [
-            {
-                **rule,
-                **dict(zip(("probe_host", "probe_port"), probes[rule["pattern"]], strict=True)),
-            }
-            if rule["pattern"] in probes
+        rules = tuple(
+            replace(rule, probe_host=probes[rule.pattern][0], probe_port=probes[rule.pattern][1])
+            if rule.pattern in probes
             else rule
-            for rule in old.rules
-        ]
-        return self._run(
+            for rule in published_rules(old)
+        )
+        plan = self._plan(
+            ROLLBACK,
             channel_name,
             rules,
             latest,
             actor,
-            dry_run=dry_run,
             force=force,
             reason=reason,
-            action="rollback",
             republished_from=to_version,
+            dry_run=dry_run,
         )
+        return self._carry_out(plan, dry_run=dry_run)
 
     def resign(self, channel_name: str, actor: str, *, reason: str) -> PublishOutcome | None:
         """Sign the published rules again as a new version (after a key rotation).
@@ -271,96 +390,84 @@ class Publisher:
             latest = latest_document(session, get_channel(session, channel_name))
         if latest is None:
             return None
-        return self._run(
+        plan = self._plan(
+            RESIGN,
             channel_name,
-            list(latest.rules),
+            published_rules(latest),
             latest,
             actor,
-            dry_run=False,
             force=False,
             reason=reason,
-            action="resign",
             republished_from=latest.version,
         )
+        return self._carry_out(plan, dry_run=False)
 
-    def _run(
+    def _plan(
         self,
+        action: Action,
         channel_name: str,
-        rules: list[dict[str, Any]],
+        rules: tuple[RuleSnapshot, ...],
         latest: PublishedDocument | None,
         actor: str,
         *,
-        dry_run: bool,
         force: bool,
         reason: str | None,
-        action: str,
         republished_from: int | None = None,
-    ) -> PublishOutcome:
-        """``action``: "publish" (the draft), "rollback" (an old version's rules, which become the
-        draft) or "resign" (the published rules again, unchecked: clients see no change)."""
+        dry_run: bool = False,
+    ) -> PublishPlan:
+        """Check the request and the rules (live chains included, when the action checks them;
+        a dry run's lookups record nothing)."""
         if force and not (reason and reason.strip()):
             raise ValidationError("--force needs a --reason; it is recorded in the audit log")
         if not rules:
             raise ValidationError(f"channel {channel_name!r} has no rules to publish")
-        published = latest.rules if latest else None
-        outcome = PublishOutcome(
-            channel_name,
-            dry_run,
-            diff_rules(published, rules),
-            []
-            if action == "resign"
-            else check_rules(rules, self._live.lookup) + check_removed_rules(published, rules),
-            previous_version=latest.version if latest else None,
+        published = published_rules(latest) if latest else None
+        lookup = partial(self._live.lookup, record=not dry_run)
+        checks = (
+            check_rules(rules, lookup) + check_removed_rules(published, rules)
+            if action.checks_live_chains
+            else []
         )
-        if republished_from is not None:
-            outcome.extra["republished_from"] = republished_from
+        return PublishPlan(
+            action=action,
+            channel=channel_name,
+            rules=rules,
+            previous_version=latest.version if latest else None,
+            changes=tuple(diff_rules(published, rules)),
+            checks=tuple(checks),
+            actor=actor,
+            reason=reason,
+            force=force,
+            republished_from=republished_from,
+        )
+
+    def _carry_out(self, plan: PublishPlan, *, dry_run: bool) -> PublishOutcome:
+        """A dry run returns the plan; otherwise refuse an unsafe plan unless forced, then sign."""
         if dry_run:
-            return outcome
-        if outcome.problems and not force:
+            return PublishOutcome(plan, dry_run=True)
+        if plan.problems and not plan.force:
             raise UnsafePublishError(
-                f"publishing {channel_name!r} is unsafe: "
-                + "; ".join(f"{p['pattern']}: {', '.join(p['problems'])}" for p in outcome.problems)
+                f"publishing {plan.channel!r} is unsafe: "
+                + "; ".join(f"{p['pattern']}: {', '.join(p['problems'])}" for p in plan.problems)
                 + " (use --force with --reason to override)",
-                outcome.problems,
+                plan.problems,
             )
         if self._signer is None:
             raise ConflictError("this server has no signing key unlocked; it cannot publish")
-        outcome.forced = bool(outcome.problems)
-        outcome.document = self._commit(
-            channel_name, rules, outcome, actor, reason, action, republished_from
-        )
-        return outcome
+        return PublishOutcome(plan, dry_run=False, signed=self._commit(plan, self._signer))
 
-    def _commit(
-        self,
-        channel_name: str,
-        rules: list[dict[str, Any]],
-        outcome: PublishOutcome,
-        actor: str,
-        reason: str | None,
-        action: str,
-        republished_from: int | None,
-    ) -> PublishedDocument:
-        assert self._signer is not None
+    def _commit(self, plan: PublishPlan, signer: Signer) -> SignedVersion:
+        """One transaction: lock the channel, run the action's step, take the next version,
+        sign, store the immutable row, audit, and tell the other replicas."""
         with self._sessions.begin() as session:
-            channel = session.scalar(
-                select(Channel).where(Channel.name == channel_name).with_for_update()
+            locked = session.scalar(
+                select(Channel).where(Channel.name == plan.channel).with_for_update()
             )
-            if channel is None:
-                raise NotFoundError(f"no channel {channel_name!r}")
-            channel = get_channel(session, channel_name)
-            if action == "publish" and draft_rules(channel) != rules:
-                raise ConflictError("the rules changed while publishing; run publish again")
-            if action == "rollback":
-                replace_rules(session, channel, rules)
-            newest = session.scalar(
-                select(func.max(PublishedDocument.version)).where(
-                    PublishedDocument.channel_id == channel.id
-                )
-            )
-            version = (newest or 0) + 1
-            if newest != outcome.previous_version:
-                raise ConflictError("another publish of this channel happened; run publish again")
+            if locked is None:
+                raise NotFoundError(f"no channel {plan.channel!r}")
+            channel = get_channel(session, plan.channel)
+            plan.action.in_transaction(session, channel, plan)
+            version = self._next_version(session, channel, plan)
             issued = utc_now().replace(microsecond=0)
             draft = PinSetDraft(
                 channel=channel.name,
@@ -369,46 +476,55 @@ class Publisher:
                 expires=issued + timedelta(seconds=channel.ttl_seconds),
                 refresh_after=channel.refresh_seconds,
                 report_uri=channel.report_uri or self._default_report_uri,
-                rules=rules,
+                rules=plan.rules,
             )
-            signed = self._signer.sign_pinset(draft)
-            self._signer.record_keyrings(session)
-            outcome.keyring = (
-                signed.keyring_version,
-                session.get_one(KeyringRecord, signed.keyring_version).body,
-            )
+            signed = signer.sign_pinset(draft)
+            signer.record_keyrings(session)
+            keyring = session.get_one(KeyringRecord, signed.keyring_version)
+            forced = bool(plan.problems)
             document = PublishedDocument(
                 channel_id=channel.id,
                 version=version,
                 body=signed.body,
                 etag=etag_for(version, signed.body),
-                rules=rules,
+                rules=snapshots_to_json(plan.rules),
                 keyring_version=signed.keyring_version,
                 expires_at=draft.expires,
-                published_by=actor,
-                forced=outcome.forced,
-                reason=reason,
-                republished_from=republished_from,
+                published_by=plan.actor,
+                forced=forced,
+                reason=plan.reason,
+                republished_from=plan.republished_from,
             )
             session.add(document)
             session.flush()
             record(
                 session,
-                actor,
-                action,
+                plan.actor,
+                plan.action.name,
                 f"channel:{channel.name}",
                 {
                     "version": version,
-                    "republished_from": republished_from,
-                    "changes": outcome.changes,
-                    "forced": outcome.forced,
-                    "overridden_problems": outcome.problems,
+                    "republished_from": plan.republished_from,
+                    "changes": list(plan.changes),
+                    "forced": forced,
+                    "overridden_problems": plan.problems,
                     "live_chains": {
-                        check.pattern: check.live.view() for check in outcome.checks if check.live
+                        check.pattern: check.live.view() for check in plan.checks if check.live
                     },
                 },
-                reason,
+                plan.reason,
             )
-            self._announce(session, channel.name, version)
-            outcome.refresh_seconds = channel.refresh_seconds
-        return document
+            self._notify_replicas(session, channel.name, version)
+            return SignedVersion(document, (keyring.version, keyring.body), channel.refresh_seconds)
+
+    @staticmethod
+    def _next_version(session: Session, channel: Channel, plan: PublishPlan) -> int:
+        """The version after the newest, if that is still the one the plan was made against."""
+        newest = session.scalar(
+            select(func.max(PublishedDocument.version)).where(
+                PublishedDocument.channel_id == channel.id
+            )
+        )
+        if newest != plan.previous_version:
+            raise ConflictError("another publish of this channel happened; run publish again")
+        return (newest or 0) + 1

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pinwarden.server._errors import ValidationError
+from pinwarden.server._fields import text_problem
 from pinwarden.server._models import ReportCount, ViolationReport, utc_now
 
 __all__ = [
@@ -61,7 +62,16 @@ _SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "channel": (str, False),
     "pinset-version": (int, False),
     "reason": (str, False),
+    "rule-source": (str, False),  # where the violated rule came from (``PinRule.origin``)
 }
+
+
+def _check_text(name: str, text: str, max_length: int) -> None:
+    if len(text) > max_length:
+        raise ValidationError(f"report member {name!r} is longer than {max_length} characters")
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValidationError(f"report member {name!r} {problem}")
 
 
 def _check_member(name: str, value: Any) -> None:
@@ -70,17 +80,17 @@ def _check_member(name: str, value: Any) -> None:
         raise ValidationError(f"report member {name!r} must be an integer")
     if not isinstance(value, expected):
         raise ValidationError(f"report member {name!r} must be of type {expected.__name__}")  # type: ignore[union-attr]
-    if isinstance(value, str) and len(value) > _TEXT:
-        raise ValidationError(f"report member {name!r} is longer than {_TEXT} characters")
+    if isinstance(value, str):
+        _check_text(name, value, _TEXT)
     if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value < 2**31:
         raise ValidationError(f"report member {name!r} is out of range")
     if isinstance(value, list):
-        if len(value) > _MAX_CHAIN or not all(
-            isinstance(item, str) and len(item) <= _LONG_TEXT for item in value
-        ):
+        if len(value) > _MAX_CHAIN or not all(isinstance(item, str) for item in value):
             raise ValidationError(
                 f"report member {name!r} must be a list of at most {_MAX_CHAIN} strings"
             )
+        for item in value:
+            _check_text(name, item, _LONG_TEXT)
 
 
 def parse_report(body: bytes) -> dict[str, Any]:
@@ -91,6 +101,10 @@ def parse_report(body: bytes) -> dict[str, Any]:
         report = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("a report is a JSON object") from None
+    except RecursionError:
+        # CPython's json nests one C call per array or object (Modules/_json.c); about 32 KiB
+        # of "[" exhausts the recursion limit. A report is one flat object.
+        raise ValidationError("a report is a JSON object; this one nests too deeply") from None
     if not isinstance(report, dict):
         raise ValidationError("a report is a JSON object")
     unknown = sorted(set(report) - _SCHEMA.keys())

@@ -1,12 +1,15 @@
 """Signing pin sets with the online keys of the server's key directory; mirroring its keyrings.
 
 The server's key directory is an ``OnlineKeyDirectory``: the signed keyrings and the online keys,
-encrypted with the passphrase, copied there from the offline key directory by
-``pinwarden keys export-online``. The root keys never reach the server (design brief, "Signed
-document"): nothing here can read one, and a key directory holding one is refused, so taking the
-server never yields the root threshold that makes keyrings. The server decrypts the online keys
-at start and keeps them in memory only. The database holds the signed keyrings (served to clients
-walking their keyring forward) and a record of each public key.
+copied there from the offline key directory by ``pinwarden keys export-online`` and encrypted
+with the server's own passphrase (never the offline one), or, for a key in a PKCS#11 token, a
+reference to it: then the secret the server is given is the token's PIN, signatures are made in
+the token and the server never sees the private key (docs/keys.md). The root keys never reach the
+server (docs/server.md, "Production set-up"): nothing here can read one, and a key directory
+holding one is refused, so taking the server never yields the root threshold that makes keyrings.
+The server decrypts the online key files at start and keeps them in memory only. The database
+holds the signed keyrings (served to clients walking their keyring forward) and a record of each
+public key.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from pinwarden.document import (
     Keyring,
+    KeyringKey,
     KeyStoreError,
     OnlineKeyDirectory,
     PinSet,
@@ -30,15 +34,18 @@ from pinwarden.document import (
 from pinwarden.server._models import KeyringRecord, SigningKeyRecord, utc_now
 from pinwarden.server._publish import PinSetDraft, SignedPinSet
 
-__all__ = ["KeyDirectorySigner", "pinset_of", "refuse_root_keys", "sync_keyrings"]
+__all__ = [
+    "KeyDirectorySigner",
+    "pinset_of",
+    "record_token_key",
+    "refuse_root_keys",
+    "sync_keyrings",
+]
 
 
 def pinset_of(draft: PinSetDraft, keyring_version: int) -> PinSet:
-    """The document model of a draft (rule snapshots to ``PinSetRule``)."""
-    rules = tuple(
-        PinSetRule(rule["pattern"], tuple(pin["pin"] for pin in rule["pins"]), rule["mode"])
-        for rule in draft.rules
-    )
+    """The document model of a draft (its rule snapshots as ``PinSetRule``)."""
+    rules = tuple(PinSetRule(rule.pattern, rule.pin_values, rule.mode) for rule in draft.rules)
     return PinSet(
         draft.channel,
         draft.version,
@@ -59,8 +66,18 @@ def refuse_root_keys(directory: OnlineKeyDirectory) -> None:
             f"{directory.path} holds root private keys ({', '.join(path.name for path in found)}): "
             "a server must never hold them. Move that directory to an offline machine and give "
             f"the server only the online keys: pinwarden keys export-online --dir OFFLINE "
-            f"--to {directory.path}"
+            f"--to {directory.path} --server-passphrase-file FILE (docs/keys.md)"
         )
+
+
+def record_token_key(key_dir: Path, uri: str, pin: bytes) -> KeyringKey:
+    """Sign with the key in a PKCS#11 token that ``uri`` names (``init``/``serve --online-key``):
+    it must be an online key of the key directory's current keyring; its reference replaces the
+    key file or reference there. Opens the token with ``pin`` to read the public key."""
+    from pinwarden.hsm import Pkcs11Uri, reference_to  # the pinwarden[hsm] extra, only here
+
+    reference = reference_to(Pkcs11Uri.parse(uri), pin)
+    return OnlineKeyDirectory(key_dir).record_token_key(reference)
 
 
 class KeyDirectorySigner:
@@ -69,7 +86,8 @@ class KeyDirectorySigner:
     Before each signature it checks the directory's keyring version (one small file read) and, if
     the keyring was rotated (offline, then ``pinwarden keys export-online`` here), unlocks the new
     online keys: a pin set is never signed with keys the current keyring has dropped. It refuses
-    a directory that holds a root key, at start and at each keyring change.
+    a directory that holds a root key, at start and at each keyring change. ``passphrase``
+    opens the online key files, or is the PIN of the token that holds the online key.
     """
 
     def __init__(self, key_dir: Path, passphrase: bytes) -> None:

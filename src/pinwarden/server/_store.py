@@ -8,6 +8,8 @@ while the database is down (issue: replicas).
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["PINSET_MEDIA_TYPE", "PublishedStore", "ServedDocument", "etag_for"]
@@ -64,11 +66,21 @@ class ServedDocument:
 
 
 class PublishedStore:
-    """Channel name to its newest served pin set; keyring version to its bytes."""
+    """Channel name to its newest served pin set; keyring version to its bytes.
+
+    Thread rule: any thread may call any method. The event loop serves and applies publishes,
+    ``StoreSync.load`` reads in a worker thread, and the synchronous admin routes run in the
+    thread pool, so the store cannot have one owning thread. Instead its maps are copy-on-write:
+    a writer holds ``_write_lock``, builds a new map and swaps the attribute in one assignment;
+    a map, once assigned, is never changed. A reader takes no lock (the pin-set path stays one
+    dictionary lookup) and iterates a map that cannot change under it; a writer never loses a
+    concurrent writer's change. Writes are rare (a publish, a reload), reads are every request.
+    """
 
     def __init__(self) -> None:
-        self._pinsets: dict[str, ServedDocument] = {}
-        self._keyrings: dict[int, bytes] = {}
+        self._write_lock = threading.Lock()
+        self._pinsets: Mapping[str, ServedDocument] = {}
+        self._keyrings: Mapping[int, bytes] = {}
         self._channels: frozenset[str] = frozenset()
 
     def pinset(self, channel: str) -> ServedDocument | None:
@@ -76,18 +88,33 @@ class PublishedStore:
 
     def put_pinset(self, channel: str, document: ServedDocument) -> bool:
         """Keep ``document`` if it is newer than the one held; say whether it was."""
-        held = self._pinsets.get(channel)
-        if held is not None and held.version >= document.version:
-            return False
-        self._pinsets[channel] = document
-        self._channels = self._channels | {channel}
-        return True
+        return bool(self.put_pinsets([(channel, document)]))
+
+    def put_pinsets(self, documents: Iterable[tuple[str, ServedDocument]]) -> list[tuple[str, int]]:
+        """Keep each document newer than the one held (one copy for the lot); the
+        ``(channel, version)`` pairs kept."""
+        with self._write_lock:
+            pinsets = dict(self._pinsets)
+            kept: list[tuple[str, int]] = []
+            for channel, document in documents:
+                held = pinsets.get(channel)
+                if held is None or held.version < document.version:
+                    pinsets[channel] = document
+                    kept.append((channel, document.version))
+            if kept:
+                self._pinsets = pinsets
+                self._channels = self._channels | {channel for channel, _ in kept}
+        return kept
 
     def keyring(self, version: int) -> bytes | None:
         return self._keyrings.get(version)
 
+    def put_keyrings(self, keyrings: Iterable[tuple[int, bytes]]) -> None:
+        with self._write_lock:
+            self._keyrings = {**self._keyrings, **dict(keyrings)}
+
     def put_keyring(self, version: int, body: bytes) -> None:
-        self._keyrings[version] = body
+        self.put_keyrings([(version, body)])
 
     def keyring_versions(self) -> set[int]:
         return set(self._keyrings)
@@ -96,10 +123,13 @@ class PublishedStore:
         return channel in self._channels
 
     def add_channel(self, channel: str) -> None:
-        self._channels = self._channels | {channel}
+        with self._write_lock:
+            self._channels = self._channels | {channel}
 
     def set_channels(self, names: set[str]) -> None:
-        self._channels = frozenset(names) | self._pinsets.keys()
+        """The channels the database has, and every channel a pin set is held for."""
+        with self._write_lock:
+            self._channels = frozenset(names) | self._pinsets.keys()
 
     def versions(self) -> dict[str, int]:
         return {channel: document.version for channel, document in self._pinsets.items()}

@@ -27,8 +27,8 @@ from pinwarden.server._store import PublishedStore, ServedDocument
 __all__ = [
     "NOTIFY_CHANNEL",
     "StoreSync",
-    "announce_nothing",
-    "announce_postgresql",
+    "notify_replicas_postgresql",
+    "notify_replicas_sqlite",
     "served_document",
 ]
 
@@ -39,7 +39,7 @@ _LISTEN_TIMEOUT = 30.0  # reload at least this often even without notifications
 _MAX_BACKOFF = 10.0
 
 
-def announce_postgresql(session: Session, channel: str, version: int) -> None:
+def notify_replicas_postgresql(session: Session, channel: str, version: int) -> None:
     """Queue the NOTIFY in the publishing transaction: sent on commit, dropped on rollback."""
     payload = json.dumps({"channel": channel, "version": version})
     session.execute(
@@ -47,7 +47,7 @@ def announce_postgresql(session: Session, channel: str, version: int) -> None:
     )
 
 
-def announce_nothing(session: Session, channel: str, version: int) -> None:
+def notify_replicas_sqlite(session: Session, channel: str, version: int) -> None:
     """SQLite has no NOTIFY; other processes on the same file find new versions by polling."""
 
 
@@ -56,6 +56,13 @@ class _Loaded:
     keyrings: list[tuple[int, bytes]] = field(default_factory=list)
     pinsets: list[tuple[str, ServedDocument]] = field(default_factory=list)
     channels: set[str] = field(default_factory=set)
+    quiet: set[tuple[str, int]] = field(default_factory=set)  # served, not pushed
+
+
+FRESHNESS_ACTOR = "pinwarden-freshness"
+"""Who publishes the freshness re-signatures. Every replica serves such a version without pushing
+it: the rules did not change, and a push would make every client fetch at once for nothing
+(docs/operations.md, "No push")."""
 
 
 def served_document(document: PublishedDocument, refresh_seconds: int) -> ServedDocument:
@@ -68,6 +75,12 @@ OnNewVersion = Callable[[str, int], None]
 
 
 class StoreSync:
+    """Loads new versions from the database in a worker thread and applies them on the loop.
+
+    ``on_new_version`` is called on the event loop; the store may be read from the worker thread
+    because its maps are copy-on-write (``PublishedStore``).
+    """
+
     def __init__(
         self,
         database_url: str,
@@ -83,7 +96,7 @@ class StoreSync:
         self._poll_seconds = poll_seconds
 
     def load(self) -> _Loaded:
-        """Read what is newer than the store holds (blocking: run it in a thread)."""
+        """Read what is newer than the store holds (blocking: run it in a worker thread)."""
         held, held_keyrings = self._store.versions(), self._store.keyring_versions()
         loaded = _Loaded()
         with self._sessions() as session:
@@ -110,6 +123,8 @@ class StoreSync:
                         )
                     ).one()
                     loaded.pinsets.append((name, served_document(document, refresh_seconds)))
+                    if document.published_by == FRESHNESS_ACTOR:
+                        loaded.quiet.add((name, version))
             loaded.channels = set(session.scalars(select(Channel.name)))
         return loaded
 
@@ -122,12 +137,11 @@ class StoreSync:
             logger.warning("pinwarden: cannot reload published documents: %s", error)
             return
         self._on_database_state(True)
-        for version, body in loaded.keyrings:
-            self._store.put_keyring(version, body)
+        self._store.put_keyrings(loaded.keyrings)
         self._store.set_channels(loaded.channels)
-        for channel, served in loaded.pinsets:
-            if self._store.put_pinset(channel, served):
-                self._on_new_version(channel, served.version)
+        for channel, version in self._store.put_pinsets(loaded.pinsets):
+            if (channel, version) not in loaded.quiet:
+                self._on_new_version(channel, version)
 
     async def run(self) -> None:
         """Forever: LISTEN on PostgreSQL, poll on SQLite. Cancel the task to stop."""

@@ -1,0 +1,1 @@
+"""The pin server's suites."""
