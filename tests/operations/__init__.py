@@ -1,0 +1,1 @@
+"""The operations suites: monitor, alerts, freshness, suggestions."""
