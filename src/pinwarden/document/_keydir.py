@@ -5,10 +5,11 @@ Layout (docs/spec.md §9, "Key directory")::
     DIR/                     0700
       keyring.json           the current signed keyring: ship it in apps, serve it to clients
       keyrings/<N>.json      every signed keyring version N, for clients walking N -> N+1
-      keys/<kid>.pem         private keys, PKCS#8 encrypted, 0600
+      keys/<kid>.pem         private keys, scrypt-encrypted key files (docs/keys.md), 0600
+      keys/<kid>.pkcs11      or: a reference to an online key kept in a PKCS#11 token
 
 A ``KeyDirectory`` holds the root keys and the online keys and belongs on an offline machine: its
-root keys sign every keyring (design brief, "Signed document": offline root keys, k of n). An
+root keys sign every keyring (docs/spec.md §1: offline root keys, k of n). An
 ``OnlineKeyDirectory`` is what a pin server holds: the keyrings and the online keys only, copied
 there by ``export_online``. It has no way to read a root key, and ``root_key_files`` lets a server
 refuse to run beside one: whoever takes the server must not get the root threshold, or they could
@@ -17,21 +18,36 @@ publish keyring N+1 with their own keys and every client would walk to it.
 Which key is a root key and which an online key is read from ``keyring.json``; nothing else is
 stored. Every change publishes keyring N+1 only after checking that ``update_keyring`` accepts
 it, then removes the private keys it retired. Key material is never printed or logged.
+
+An online key may live in a PKCS#11 token (``pinwarden.hsm``, imported only when such a key is
+met): its directory entry is the reference, and the secret that opens it is the token's PIN.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinwarden._files import write_new_file
 from pinwarden.document._errors import DocumentError, KeyStoreError
-from pinwarden.document._keys import KeyringKey, Passphrase, SigningKey
+from pinwarden.document._keys import (
+    KeyringKey,
+    Passphrase,
+    SigningKey,
+    needs_rewrap,
+    passphrase_bytes,
+)
 from pinwarden.document._model import Keyring
 from pinwarden.document._signing import sign_keyring
 from pinwarden.document._verifier import load_keyring, update_keyring
+
+if TYPE_CHECKING:
+    from pinwarden.hsm import KeyReference
 
 __all__ = ["DEFAULT_KEYRING_LIFETIME", "KeyDirectory", "OnlineKeyDirectory"]
 
@@ -46,6 +62,14 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         raise KeyStoreError(f"{path} exists; not overwriting it") from None
     except OSError as error:
         raise KeyStoreError(f"cannot create {path}: {error.strerror or error}") from None
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` at once (a staged file renamed over it): a reader sees old or new."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    _write_new(staging, data, mode)
+    os.replace(staging, path)
 
 
 def _copy_file(source: Path, target: Path, mode: int) -> None:
@@ -77,6 +101,9 @@ class OnlineKeyDirectory:
     def _key_path(self, kid: str) -> Path:
         return self.path / "keys" / f"{kid}.pem"
 
+    def _reference_path(self, kid: str) -> Path:
+        return self.path / "keys" / f"{kid}.pkcs11"
+
     def _keyring_file(self, version: int) -> Path:
         return self.path / "keyrings" / f"{int(version)}.json"
 
@@ -103,6 +130,11 @@ class OnlineKeyDirectory:
         """The online keys of the current keyring, decrypted: they sign pin sets."""
         return self._read_signers(self.current_keyring().online_keys, "online", passphrase)
 
+    def online_key_files(self) -> list[Path]:
+        """The key files of the current online keys (not the keys held in a token)."""
+        online = self.current_keyring().online_keys
+        return [path for key in online if (path := self._key_path(key.kid)).exists()]
+
     def root_key_files(self) -> list[Path]:
         """The files here that hold a root key of any keyring version (none, on a server).
 
@@ -118,16 +150,34 @@ class OnlineKeyDirectory:
             roots.update(key.kid for key in keyring.root_keys)
         return sorted(path for kid in roots if (path := self._key_path(kid)).exists())
 
-    def export_online(self, target: str | os.PathLike[str]) -> Keyring:
-        """Copy every keyring and the current online keys (still encrypted) into ``target``.
+    def export_online(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        passphrase: Passphrase | None = None,
+        server_passphrase: Passphrase | None = None,
+    ) -> Keyring:
+        """Copy every keyring and the current online keys into ``target``: never a root key.
 
         What a server's key directory gets, at ``pinwarden init`` and after each rotation done
-        here: never a root key. A ``target`` that already holds keyrings must hold this
-        directory's keyring history up to its own version (it is the same deployment, and older);
-        the walk from its keyring to the current one is checked as a client would check it. The
-        new ``keyring.json`` replaces the old only once the online keys it names are in place;
-        then the online keys it retired are removed.
+        here. With ``passphrase`` and ``server_passphrase``, each online key file is opened with
+        the first and written under the second, so the server never holds a file that the
+        offline passphrase opens (``pinwarden keys export-online``); without them the files are
+        copied as they are (a server copy to a server). A key in a token is copied as its
+        reference. A ``target`` that already holds keyrings must hold this directory's keyring
+        history up to its own version (it is the same deployment, and older); the walk from its
+        keyring to the current one is checked as a client would check it. The new
+        ``keyring.json`` replaces the old only once the online keys it names are in place; then
+        the online keys it retired are removed.
         """
+        if (passphrase is None) != (server_passphrase is None):
+            raise KeyStoreError("re-encrypting the online keys needs both passphrases")
+        if passphrase is not None and server_passphrase is not None:
+            if _same_secret(passphrase, server_passphrase):
+                raise KeyStoreError(
+                    "the server passphrase must differ from the offline passphrase: a stolen "
+                    "server would otherwise open the root key files too"
+                )
         current = self.current_keyring()
         destination = OnlineKeyDirectory(target)
         if destination.path.resolve() == self.path.resolve():
@@ -150,11 +200,32 @@ class OnlineKeyDirectory:
         for version in range(1, current.version + 1):
             _copy_file(self._keyring_file(version), destination._keyring_file(version), 0o644)
         for key in current.online_keys:
-            _copy_file(self._key_path(key.kid), destination._key_path(key.kid), 0o600)
+            self._export_key(key, destination, passphrase, server_passphrase)
         destination._replace_keyring(self.keyring_bytes(current.version))
         if held is not None:
             destination._remove_keys(held.online_keys, keep=current)
         return current
+
+    def _export_key(
+        self,
+        key: KeyringKey,
+        destination: OnlineKeyDirectory,
+        passphrase: Passphrase | None,
+        server_passphrase: Passphrase | None,
+    ) -> None:
+        """One online key into ``destination``: its reference, its file, or its file re-encrypted
+        (left alone where ``destination`` already holds that key under the server passphrase)."""
+        if self._reference_path(key.kid).exists():
+            _copy_file(self._reference_path(key.kid), destination._reference_path(key.kid), 0o644)
+            return
+        if passphrase is None or server_passphrase is None:
+            _copy_file(self._key_path(key.kid), destination._key_path(key.kid), 0o600)
+            return
+        if destination._key_path(key.kid).exists():
+            destination._read_signers([key], "online", server_passphrase)  # or KeyStoreError
+            return
+        (signer,) = self._read_signers([key], "online", passphrase)
+        _write_new(destination._key_path(key.kid), signer.to_pem(server_passphrase), 0o600)
 
     def _check_history(self, held: Keyring | None, current: Keyring) -> None:
         """Walk from ``held`` (else keyring v1) to ``current`` one verified step at a time."""
@@ -173,16 +244,50 @@ class OnlineKeyDirectory:
                 raise KeyStoreError(f"cannot create {directory}: {error.strerror}") from None
 
     def _replace_keyring(self, raw: bytes) -> None:
-        staging = self.path / f".keyring.json.{os.getpid()}"
-        staging.unlink(missing_ok=True)
-        _write_new(staging, raw, 0o644)
-        os.replace(staging, self.keyring_path)
+        _replace_file(self.keyring_path, raw, 0o644)
 
     def _remove_keys(self, retired: Sequence[KeyringKey], *, keep: Keyring) -> None:
         kept = {key.kid for key in (*keep.root_keys, *keep.online_keys)}
         for key in retired:
             if key.kid not in kept:
                 self._key_path(key.kid).unlink(missing_ok=True)
+                self._reference_path(key.kid).unlink(missing_ok=True)
+
+    def record_token_key(self, reference: KeyReference) -> KeyringKey:
+        """Make ``reference`` the way to reach the current online key whose public key it has
+        (``pinwarden init``/``serve --online-key``): written as ``keys/<kid>.pkcs11``, in place
+        of the key file if there was one."""
+        current = self.current_keyring()
+        online = {key.fingerprint: key for key in current.online_keys}
+        public = online.get(reference.public.fingerprint)
+        if public is None:
+            raise KeyStoreError(
+                f"{reference.uri} is not an online key of keyring v{current.version} in "
+                f"{self.path}: name it in a keyring first, offline "
+                "(pinwarden keys rotate-online --online-key FILE)"
+            )
+        self._make_layout()
+        recorded = dataclasses.replace(reference, public=public)  # the keyring's key id
+        _replace_file(self._reference_path(public.kid), recorded.to_bytes(), 0o644)
+        self._key_path(public.kid).unlink(missing_ok=True)
+        return public
+
+    def rewrap(self, passphrase: Passphrase) -> list[Path]:
+        """Rewrite each key file of the current keyring still in the older PKCS#8 (PBKDF2) form
+        as a scrypt key file under the same passphrase; the files rewritten."""
+        current = self.current_keyring()
+        rewritten = []
+        for public in (*current.root_keys, *current.online_keys):
+            path = self._key_path(public.kid)
+            try:
+                if not path.exists() or not needs_rewrap(path.read_bytes()):
+                    continue
+            except OSError as error:
+                raise KeyStoreError(f"cannot read {path}: {error.strerror}") from None
+            (signer,) = self._read_signers([public], "current", passphrase)
+            _replace_file(path, signer.to_pem(passphrase), 0o600)
+            rewritten.append(path)
+        return rewritten
 
     def _read_signers(
         self, public_keys: Sequence[KeyringKey], role: str, passphrase: Passphrase
@@ -190,15 +295,59 @@ class OnlineKeyDirectory:
         signers = []
         for public in public_keys:
             path = self._key_path(public.kid)
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                raise KeyStoreError(f"cannot read {role} key {path}: {error.strerror}") from None
-            signer = SigningKey.from_pem(data, passphrase, kid=public.kid)
+            reference = self._reference_path(public.kid)
+            if not path.exists() and reference.exists():
+                path = reference
+                signer = _token_signer(reference, public, passphrase)
+            else:
+                try:
+                    data = path.read_bytes()
+                except OSError as error:
+                    raise KeyStoreError(
+                        f"cannot read {role} key {path}: {error.strerror}"
+                    ) from None
+                signer = SigningKey.from_pem(data, passphrase, kid=public.kid)
             if signer.public() != public:
                 raise KeyStoreError(f"{path} does not hold the {role} key the keyring names")
             signers.append(signer)
         return signers
+
+
+def _new_online_keys(
+    count: int, algorithm: str, in_token: KeyReference | None
+) -> list[SigningKey | KeyReference]:
+    """``count`` new online key files, or the one key in a token that ``in_token`` names."""
+    if in_token is None:
+        return [SigningKey.generate(algorithm) for _ in range(count)]
+    if count != 1:
+        raise KeyStoreError(
+            f"a key in a token replaces exactly one online key; this keyring has {count}"
+        )
+    return [in_token]
+
+
+def _public_of(key: SigningKey | KeyReference | KeyringKey) -> KeyringKey:
+    if isinstance(key, SigningKey):
+        return key.public()
+    return key if isinstance(key, KeyringKey) else key.public
+
+
+def _same_secret(first: Passphrase, second: Passphrase) -> bool:
+    return hmac.compare_digest(passphrase_bytes(first), passphrase_bytes(second))
+
+
+def _token_signer(reference_path: Path, public: KeyringKey, pin: Passphrase) -> SigningKey:
+    """The signer of the key in a token that ``reference_path`` names, opened with ``pin``."""
+    from pinwarden.hsm import KeyReference, token_signer  # only where a token key is met
+
+    try:
+        data = reference_path.read_bytes()
+    except OSError as error:
+        raise KeyStoreError(f"cannot read {reference_path}: {error.strerror}") from None
+    reference = KeyReference.from_bytes(data, str(reference_path))
+    if reference.public != public:
+        raise KeyStoreError(f"{reference_path} names another key than the keyring's {public.kid}")
+    return token_signer(reference.uri, passphrase_bytes(pin), kid=public.kid)
 
 
 class KeyDirectory(OnlineKeyDirectory):
@@ -217,12 +366,16 @@ class KeyDirectory(OnlineKeyDirectory):
         online_threshold: int = 1,
         algorithm: str = "EdDSA",
         lifetime: timedelta = DEFAULT_KEYRING_LIFETIME,
+        online_key: KeyReference | None = None,
     ) -> Keyring:
-        """Make the root and online keys and publish keyring v1, signed by every root key."""
+        """Make the root and online keys and publish keyring v1, signed by every root key.
+
+        ``online_key``: the one online key is that key in a PKCS#11 token, not a new file.
+        """
         if self.exists():
             raise KeyStoreError(f"{self.path} already holds a keyring; rotate it instead")
         roots = [SigningKey.generate(algorithm) for _ in range(root_keys)]
-        onlines = [SigningKey.generate(algorithm) for _ in range(online_keys)]
+        onlines = _new_online_keys(online_keys, algorithm, online_key)
         keyring = self._build(1, roots, root_threshold, onlines, online_threshold, lifetime)
         self._make_layout()
         return self._publish(None, keyring, roots, passphrase, new_keys=[*roots, *onlines])
@@ -232,18 +385,22 @@ class KeyDirectory(OnlineKeyDirectory):
         return self._read_signers(self.current_keyring().root_keys, "root", passphrase)
 
     def rotate_online(
-        self, passphrase: Passphrase, *, lifetime: timedelta = DEFAULT_KEYRING_LIFETIME
+        self,
+        passphrase: Passphrase,
+        *,
+        lifetime: timedelta = DEFAULT_KEYRING_LIFETIME,
+        online_key: KeyReference | None = None,
     ) -> Keyring:
         """Replace the online keys: keyring N+1 with new online keys and the same roots.
 
         Pin sets must then be signed again with the new keys (and name the new keyring version):
         ``export_online`` to the server, then re-sign there. Also the way to renew a keyring
-        before it expires.
+        before it expires. ``online_key``: the new online key is that key in a PKCS#11 token.
         """
         current = self.current_keyring()
         roots = self.root_signers(passphrase)
         algorithm = current.online_keys[0].algorithm
-        onlines = [SigningKey.generate(algorithm) for _ in current.online_keys]
+        onlines = _new_online_keys(len(current.online_keys), algorithm, online_key)
         keyring = self._build(
             current.version + 1,
             roots,
@@ -274,7 +431,7 @@ class KeyDirectory(OnlineKeyDirectory):
         new_roots = [
             SigningKey.generate(algorithm or current.root_keys[0].algorithm) for _ in range(count)
         ]
-        onlines = self.online_signers(passphrase)
+        onlines = list(current.online_keys)
         keyring = self._build(
             current.version + 1,
             new_roots,
@@ -292,7 +449,7 @@ class KeyDirectory(OnlineKeyDirectory):
         version: int,
         roots: Sequence[SigningKey],
         root_threshold: int,
-        onlines: Sequence[SigningKey],
+        onlines: Sequence[SigningKey | KeyReference | KeyringKey],
         online_threshold: int,
         lifetime: timedelta,
     ) -> Keyring:
@@ -302,7 +459,7 @@ class KeyDirectory(OnlineKeyDirectory):
             expires,
             tuple(key.public() for key in roots),
             root_threshold,
-            tuple(key.public() for key in onlines),
+            tuple(_public_of(key) for key in onlines),
             online_threshold,
         )
 
@@ -313,19 +470,25 @@ class KeyDirectory(OnlineKeyDirectory):
         signers: Sequence[SigningKey],
         passphrase: Passphrase,
         *,
-        new_keys: Sequence[SigningKey],
+        new_keys: Sequence[SigningKey | KeyReference],
     ) -> Keyring:
         raw = sign_keyring(keyring, signers)
         # Publish only what a client would accept.
         published = load_keyring(raw) if current is None else update_keyring(current, raw)
-        for key in new_keys:
-            _write_new(self._key_path(key.kid), key.to_pem(passphrase), 0o600)
+        written: list[Path] = []
         try:
+            for key in new_keys:
+                if isinstance(key, SigningKey):
+                    path, data, mode = self._key_path(key.kid), key.to_pem(passphrase), 0o600
+                else:
+                    path, data, mode = self._reference_path(key.public.kid), key.to_bytes(), 0o644
+                _write_new(path, data, mode)
+                written.append(path)
             # O_EXCL on the versioned file: of two concurrent rotations, one fails here.
             _write_new(self._keyring_file(keyring.version), raw, 0o644)
         except KeyStoreError:
-            for key in new_keys:
-                self._key_path(key.kid).unlink(missing_ok=True)
+            for path in written:
+                path.unlink(missing_ok=True)
             raise
         self._replace_keyring(raw)
         if current is not None:
