@@ -27,15 +27,20 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "dynamic"))
+# The repository root, so that the test harness imports as the package ``tests`` (what pytest's
+# ``pythonpath = ["."]`` does for the suites); a script's own sys.path starts at bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dynamic_harness import AppPKI, FakeClock, TLSServer, app_server, make_pki, raw_https_get
-from pin_server_simulator import (
+from tests.dynamic.dynamic_harness import app_server, raw_https_get
+from tests.dynamic.pin_server_simulator import (
     PinServerSimulator,
     Response,
     server_url,
     simulator_server,
 )
+from tests.support.clock import FakeClock
+from tests.support.pki import AppPKI, make_app_pki
+from tests.support.tls_servers import TLSServer
 
 from pinwarden.client import (
     DynamicPins,
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        pki = make_pki(Path(directory))
+        pki = make_app_pki(Path(directory))
         clock = FakeClock()
         sim = PinServerSimulator(clock)
         app = app_server(pki, pki.leaf_a).start()

@@ -1,4 +1,5 @@
-"""What the light client install loads (design brief, "Conventions")."""
+"""What the light client install loads: ``pip install pinwarden`` (README.md) is the client and
+the tools, light enough for a device, and the client never imports server code."""
 
 from __future__ import annotations
 
