@@ -1,15 +1,58 @@
-"""The errors pinwarden raises for bad input, under one base class.
+"""Every error and warning pinwarden raises, and the base class of the errors for refused input.
 
-::
+The whole tree; each class is importable from the public module named beside it (its
+``__module__`` says so too, in reprs, logs and tracebacks), and ``tests/core/test_errors_tree.py``
+fails when a class is missing here or drawn under the wrong parent::
 
-    PinwardenError
-    ├── InvalidPinError          a pin that is not a SHA-256 SPKI digest
-    ├── InvalidHostError         a hostname or host pattern that cannot be normalised or is unsafe
-    └── UnsupportedKeyMaterial   bytes or objects that hold no certificate, key or CSR
+    Exception
+    ├── PinwardenError                  pinwarden.errors: input or state pinwarden refuses
+    │   ├── InvalidPinError             pinwarden.errors: not a SHA-256 SPKI pin (also ValueError)
+    │   ├── InvalidHostError            pinwarden.errors: a host or pattern that cannot be
+    │   │                               normalised or would cover a public suffix (also ValueError)
+    │   ├── UnsupportedKeyMaterial      pinwarden.errors: no certificate, key or CSR (ValueError)
+    │   ├── DocumentError               pinwarden.document: a signed document refused (spec §6)
+    │   │   ├── FormatError             pinwarden.document: malformed (also ValueError)
+    │   │   ├── SizeError               pinwarden.document: over its size cap
+    │   │   ├── SignatureError          pinwarden.document: signatures or threshold not acceptable
+    │   │   ├── RollbackError           pinwarden.document: below the version floor
+    │   │   ├── ExpiredError            pinwarden.document: the document or its keyring expired
+    │   │   ├── KeyringError            pinwarden.document: no keyring walk to the needed version
+    │   │   └── ChannelError            pinwarden.client: a pin set of another channel
+    │   ├── KeyStoreError               pinwarden.document: a key directory or key file unusable
+    │   ├── FetchError                  pinwarden.client: the pin server unreachable or its answer
+    │   │                               not a document (``status``: the HTTP status, if any)
+    │   ├── CacheError                  pinwarden.client._cache: a cache file unreadable (internal:
+    │   │                               the dynamic client reports it as an event)
+    │   ├── CommandError                pinwarden.cli._common: a command's one-line error and exit
+    │   │                               status (internal: the CLI prints it as one line)
+    │   ├── ChannelPinsError            pinwarden.rotation: a pin set not fetched, or refused
+    │   ├── LiveChainError              pinwarden.rotation: a host's live chain not readable
+    │   ├── MaterialError               pinwarden.rotation: no certificate, chain, key or CSR naming
+    │   │                               a usable host (preflight input)
+    │   └── ServerError                 pinwarden.server: the pin server refuses a request
+    │       ├── ValidationError         pinwarden.server: bad input (422)
+    │       ├── NotFoundError           pinwarden.server: no such channel, rule, version (404)
+    │       ├── ConflictError           pinwarden.server: conflicts with the stored state (409)
+    │       ├── AuthError               pinwarden.server: no or an unknown token (401)
+    │       ├── ScopeError              pinwarden.server: the token lacks the scope (403)
+    │       ├── UnsafePublishError      pinwarden.server: safe publishing refused the rules
+    │       ├── ConfigError             pinwarden.server: a server setting out of range
+    │       └── SnapshotError           pinwarden.server._snapshot: a stored snapshot unreadable
+    ├── RuntimeError
+    │   ├── PinningUnavailableError     pinwarden.client: something in the process keeps pins from
+    │   │                               being enforced (gevent or eventlet patched ``ssl``, ...)
+    │   ├── ImmutableRowError           pinwarden.server._models: a published row was changed
+    │   └── LabError                    pinwarden.rotation._lab: the demo's or drill's set-up
+    │                                   failed (a port, the server, a refused publish)
+    ├── ssl.SSLCertVerificationError
+    │   └── PinValidationError          pinwarden.client: the connection refused by its pin rule
+    └── UserWarning
+        └── SinglePinWarning            pinwarden.client: an enforced rule with no backup pin
 
-Each is also a ``ValueError``, so callers that only know the standard library still catch them.
-Errors of the TLS layer (``pinwarden.client.PinValidationError``) and of signed documents
-(``pinwarden.document.DocumentError``) live with their modules.
+Errors for refused input share ``PinwardenError``; the three under ``pinwarden.errors`` are also
+``ValueError``, so callers that only know the standard library still catch them.
+``PinValidationError`` is an ``ssl.SSLCertVerificationError`` so that every HTTP stack treats a
+pin failure as a certificate failure; ``pinwarden.client.pin_error`` finds it in their wrappers.
 """
 
 from __future__ import annotations
