@@ -705,18 +705,6 @@ def export_static_from_server(
     return written
 
 
-def run_export_static_from_server(args: argparse.Namespace) -> int:
-    """``pinwarden export-static OUT_DIR --server URL`` (a read token in $PINWARDEN_TOKEN)."""
-    client = client_from_args(args)
-    written = export_static_from_server(client, Path(args.out_dir), cafile=args.ca_file)
-    if args.json:
-        print_json([str(path) for path in written])
-    else:
-        for path in written:
-            print(path)
-    return EXIT_OK
-
-
 def register(subparsers: Any) -> None:
     _register_channel(subparsers)
     _register_rule(subparsers)

@@ -24,8 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pinwarden.cli._admin import run_export_static_from_server
-from pinwarden.cli._admin_client import add_connection_options
+from pinwarden.cli._admin import export_static_from_server
+from pinwarden.cli._admin_client import add_connection_options, client_from_args
 from pinwarden.cli._common import EXIT_INPUT, EXIT_OK, CommandError, print_json, printable
 from pinwarden.cli._secrets import add_passphrase_options, read_passphrase
 
@@ -552,10 +552,22 @@ admin CLI: export PINWARDEN_URL={base} PINWARDEN_TOKEN=<the admin token>; pinwar
 def _run_export(args: argparse.Namespace) -> int:
     """From the database with ``--data``, else from a running server (``--server`` or
     ``$PINWARDEN_URL``, a read token), through the routes clients use."""
-    if args.data is None:
-        if not (args.server or os.environ.get("PINWARDEN_URL")):
-            raise CommandError("give --data DIR (the database) or --server URL (a running server)")
-        return run_export_static_from_server(args)
+    out_dir = Path(args.out_dir)
+    if args.data is not None:
+        written = _export_from_database(args, out_dir)
+    elif args.server or os.environ.get("PINWARDEN_URL"):
+        written = export_static_from_server(client_from_args(args), out_dir, cafile=args.ca_file)
+    else:
+        raise CommandError("give --data DIR (the database) or --server URL (a running server)")
+    if args.json:
+        print_json([str(path) for path in written])
+    else:
+        for path in written:
+            print(path)
+    return EXIT_OK
+
+
+def _export_from_database(args: argparse.Namespace, out_dir: Path) -> list[Path]:
     _require_server_packages()
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
@@ -565,15 +577,9 @@ def _run_export(args: argparse.Namespace) -> int:
     engine = make_engine(data.database_url(args.database_url))
     try:
         with make_session_factory(engine)() as session:
-            written = export_static(session, Path(args.out_dir))
+            return export_static(session, out_dir)
     finally:
         engine.dispose()
-    if args.json:
-        print_json([str(path) for path in written])
-    else:
-        for path in written:
-            print(path)
-    return EXIT_OK
 
 
 def _run_recover(args: argparse.Namespace) -> int:
