@@ -6,6 +6,9 @@ PYTHON ?= python3
 # from 3.13 on (src/pinwarden/client/_fetch.py). Each one missing says SKIPPED.
 TEST_PYTHONS ?= 3.10 3.12 3.13
 CLIENT_SUITES := tests/core tests/client tests/dynamic tests/document
+# Each suite on both cores of the machine (pytest-xdist): `make test` stays well under 15 minutes.
+PYTEST_WORKERS ?= 2
+PYTEST := -m pytest -q -n $(PYTEST_WORKERS)
 # $(call python_for,3.12): PYTHON_3.12 when set, else that version under pyenv, else nothing.
 python_for = $(or $(PYTHON_$(1)),$(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python3)))
 PYTHON_MITM ?= $(or $(call python_for,3.13),$(call python_for,3.12))
@@ -49,7 +52,7 @@ test: test-main test-js $(TEST_PYTHONS:%=test-%)
 
 # js-build first: tests/crosscheck runs the TypeScript verifier it builds (and skips without it).
 test-main: $(VENV)/.installed $(VENV_MITM)/.installed js-build
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python $(PYTEST)
 
 # The TypeScript verifier in js/ (docs/spec.md's vectors, the same as the Python verifier's), where
 # Node.js is installed; npm ci installs exactly what js/package-lock.json names.
@@ -72,7 +75,7 @@ $(TEST_PYTHONS:%=test-%): test-%:
 	else \
 	  echo "== $(CLIENT_SUITES) on Python $*" && \
 	  $(MAKE) --no-print-directory .venv-$*/.installed && \
-	  .venv-$*/bin/python -m pytest -q $(CLIENT_SUITES); \
+	  .venv-$*/bin/python $(PYTEST) $(CLIENT_SUITES); \
 	fi
 
 # The reliability suite in full (docs/reliability.md): `make test` runs it with 20 fuzz cases per

@@ -355,6 +355,8 @@ def plain_http_port() -> Iterator[int]:
     thread.start()
     yield listener.getsockname()[1]
     stop.set()
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close() alone does not
     listener.close()
     thread.join(10)
 
