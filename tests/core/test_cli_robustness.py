@@ -8,6 +8,7 @@ are real processes, since a broken pipe is a property of the process's file desc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -186,9 +187,10 @@ def test_output_closed_early_ends_quietly_with_a_non_zero_exit(tmp_path: Path) -
         "pin": ("pin", str(chain)),
         "pin --json": ("pin", str(chain), "--json"),
         "keygen": ("keygen", "--no-passphrase", "--out", str(tmp_path)),
-        "demo": ("demo",),  # prints while its servers and threads run
         "subcommand help": ("channel", "create", "--help"),
     }
+    if importlib.util.find_spec("sqlalchemy") is not None:  # the demo runs the pin server
+        runs["demo"] = ("demo",)  # prints while its servers and threads run
     for name, args in runs.items():
         result = _run_with_closed_stdout(*args, cwd=tmp_path)
         assert result.returncode == 1, (name, result.stderr)
