@@ -21,18 +21,14 @@ from typing import Any
 import pytest
 
 from pinwarden.document import (
-    MAX_KEYRING_STEPS,
     DocumentError,
     Keyring,
     PinSet,
     PinSetRule,
     SigningKey,
-    load_keyring,
-    peek_document,
-    verify_pinset,
-    walk_keyrings,
 )
-from pinwarden.document._encoding import format_time, parse_time
+from pinwarden.document._encoding import format_time
+from tests.document.document_helpers import run_vector
 
 REPO = Path(__file__).resolve().parents[2]
 VERDICTS_SCRIPT = REPO / "js" / "dist" / "scripts" / "verdicts.js"
@@ -72,33 +68,11 @@ def typescript_verdicts(directory: Path) -> dict[str, str]:
 
 def python_verdict(case: Vector) -> str:
     """Run a vector as docs/spec.md §7 says; "valid" or the name of the error raised."""
-    now = parse_time(case["now"], "now")
-    document = case["document"].encode()
     try:
-        keyring = load_keyring(case["keyring"].encode())
-        target = _claimed_keyring_version(document) if "keyrings" in case else None
-        if target is not None:
-            later = [raw.encode() for raw in case["keyrings"]]
-            base = keyring.version
-            # No ``now``: a walk judges no expiry (docs/spec.md §5.4); §5.3 step 10 does.
-            keyring = walk_keyrings(
-                keyring,
-                lambda version: later[version - base - 1],
-                target,
-                max_steps=case.get("max_steps", MAX_KEYRING_STEPS),
-            )
-        verify_pinset(document, keyring=keyring, min_version=case["min_version"], now=now)
+        run_vector(case)
     except DocumentError as error:
         return type(error).__name__
     return "valid"
-
-
-def _claimed_keyring_version(document: bytes) -> int | None:
-    """docs/spec.md §7 step 2: the unverified keyring_version to walk to, or None (no walk)."""
-    try:
-        return peek_document(document).keyring_version
-    except DocumentError:
-        return None  # the verification refuses the document
 
 
 def vector(
