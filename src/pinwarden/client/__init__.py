@@ -14,9 +14,9 @@ Quick start::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pinwarden._lazy import lazy_attributes
 from pinwarden._public_names import name_exceptions_after
 from pinwarden.client._context import PinnedSSLContext, pinned_context
 from pinwarden.client._enforce import PinCheck, PinnedSSLObject, PinnedSSLSocket
@@ -58,13 +58,7 @@ if TYPE_CHECKING:
 _LAZY = {"DynamicPins": "pinwarden.client._dynamic", "ChannelError": "pinwarden.client._trust"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "ChainCertificate",

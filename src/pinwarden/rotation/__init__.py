@@ -8,9 +8,9 @@ It never imports ``pinwarden.cli``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pinwarden._lazy import lazy_attributes
 from pinwarden._public_names import name_exceptions_after
 from pinwarden.rotation._channel import (
     ChannelPinsError,
@@ -37,13 +37,7 @@ if TYPE_CHECKING:
 _LAZY = {"DemoResult": "pinwarden.rotation._demo", "run_demo": "pinwarden.rotation._demo"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
