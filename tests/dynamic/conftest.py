@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.dynamic.dynamic_harness import app_server
+from tests.dynamic.pin_server_simulator import PinServerSimulator
 from tests.support.clock import FakeClock
 from tests.support.pki import AppPKI, make_app_pki
 from tests.support.tls_servers import TLSServer
@@ -20,6 +21,12 @@ def app_pki(tmp_path_factory: pytest.TempPathFactory) -> AppPKI:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def sim(clock: FakeClock) -> PinServerSimulator:
+    """An in-memory pin server on the test's clock (channel ``pin_server_simulator.CHANNEL``)."""
+    return PinServerSimulator(clock)
 
 
 @pytest.fixture

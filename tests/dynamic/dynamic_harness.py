@@ -13,6 +13,7 @@ Nothing here imports pinwarden's server package: the client stands on its own.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import ssl
@@ -24,10 +25,14 @@ from typing import Any
 
 import trustme
 
+from pinwarden._pins import pin_from_digest
 from pinwarden.client import EventKind, PinEvent
 from tests.support.pki import AppPKI
 from tests.support.tls_servers import IO_TIMEOUT, QuietHandler, TLSServer
 from tests.support.waiting import WAIT
+
+# Pins of keys no test server holds: SHA-256 of "A" to "D".
+PIN_A, PIN_B, PIN_C, PIN_D = (pin_from_digest(hashlib.sha256(n.encode()).digest()) for n in "ABCD")
 
 
 class AppHandler(QuietHandler):

@@ -4,23 +4,20 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from pinwarden._pins import pin_from_digest
 from pinwarden.client import EventKind, StaticPins
 from pinwarden.client._cache import PinCache, channel_directory_name
 from pinwarden.client._trust import claimed_channel
 from pinwarden.document import RollbackError
-from tests.dynamic.dynamic_harness import Recorder
+from tests.dynamic.dynamic_harness import PIN_A, PIN_B, PIN_C, PIN_D, Recorder
 from tests.dynamic.pin_server_simulator import PinServerSimulator
 from tests.support.clock import FakeClock
 
-PIN_A, PIN_B, PIN_C, PIN_D = (pin_from_digest(hashlib.sha256(n.encode()).digest()) for n in "ABCD")
 HOST = "api.example.com"
 BOOTSTRAP = StaticPins({HOST: [PIN_A, PIN_B]})
 

@@ -6,7 +6,6 @@ The TLS-level twins of the main scenarios are in test_dynamic_tls.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from datetime import timedelta
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from pinwarden._pins import pin_from_digest
 from pinwarden.client import (
     ChannelError,
     DynamicPins,
@@ -36,6 +34,10 @@ from pinwarden.document import (
     SigningKey,
 )
 from tests.dynamic.dynamic_harness import (
+    PIN_A,
+    PIN_B,
+    PIN_C,
+    PIN_D,
     Recorder,
     Waiter,
     cached_document,
@@ -46,14 +48,8 @@ from tests.dynamic.dynamic_harness import (
 from tests.dynamic.pin_server_simulator import CHANNEL, PinServerSimulator
 from tests.support.clock import FakeClock
 
-PIN_A, PIN_B, PIN_C, PIN_D = (pin_from_digest(hashlib.sha256(n.encode()).digest()) for n in "ABCD")
 HOST = "api.example.com"
 OTHER = "static.example.com"
-
-
-@pytest.fixture
-def sim(clock: FakeClock) -> PinServerSimulator:
-    return PinServerSimulator(clock)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ test_dynamic_tls_promises.py."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from pinwarden._pins import pin_from_digest
 from pinwarden.client import (
     ChannelError,
     DynamicPins,
@@ -30,21 +28,15 @@ from pinwarden.client import (
 )
 from pinwarden.client._dynamic import CLOSE_TIMEOUT
 from pinwarden.document import SignatureError
-from tests.dynamic.dynamic_harness import Recorder, Waiter
+from tests.dynamic.dynamic_harness import PIN_A, PIN_B, PIN_C, PIN_D, Recorder, Waiter
 from tests.dynamic.pin_server_simulator import CHANNEL, PinServerSimulator
 from tests.support.clock import FakeClock
 from tests.support.waiting import WAIT
 
-PIN_A, PIN_B, PIN_C, PIN_D = (pin_from_digest(hashlib.sha256(n.encode()).digest()) for n in "ABCD")
 HOST = "api.example.com"
 OTHER = "static.example.com"
 BOOTSTRAP = "the shipped bootstrap pins"
 REPORTS = "https://pins.simulator.test/v1/reports"
-
-
-@pytest.fixture
-def sim(clock: FakeClock) -> PinServerSimulator:
-    return PinServerSimulator(clock)
 
 
 @pytest.fixture

@@ -44,11 +44,6 @@ HOST = "localhost"
 
 
 @pytest.fixture
-def sim(clock: FakeClock) -> PinServerSimulator:
-    return PinServerSimulator(clock)
-
-
-@pytest.fixture
 def bootstrap(app_pki: AppPKI) -> StaticPins:
     """The app was built pinning key A (and a backup key)."""
     return StaticPins({HOST: [app_pki.pin_a, app_pki.backup_pin]})

@@ -19,17 +19,11 @@ from tests.dynamic.pin_server_simulator import (
     server_url,
     simulator_server,
 )
-from tests.support.clock import FakeClock
 from tests.support.pki import AppPKI
 from tests.support.tls_servers import TLSServer
 from tests.support.waiting import WAIT
 
 HOST = "localhost"
-
-
-@pytest.fixture
-def sim(clock: FakeClock) -> PinServerSimulator:
-    return PinServerSimulator(clock)
 
 
 @pytest.fixture
