@@ -151,11 +151,11 @@ def _public_key_of(material: KeyMaterial) -> PublicKey:
     if isinstance(material, bytes | bytearray | memoryview):
         return _public_key_of(load_key_material(bytes(material)))
     if isinstance(material, x509.Certificate | x509.CertificateSigningRequest):
-        return material.public_key()  # type: ignore[return-value]
+        return material.public_key()
     if hasattr(material, "public_bytes") and not hasattr(material, "private_bytes"):
-        return material  # type: ignore[return-value]
+        return material
     if hasattr(material, "public_key") and hasattr(material, "private_bytes"):
-        return material.public_key()  # type: ignore[no-any-return]
+        return material.public_key()
     raise UnsupportedKeyMaterial(
         f"cannot compute a pin of {type(material).__name__}: expected a certificate, CSR, "
         "public or private key, or their PEM/DER bytes"
@@ -180,7 +180,7 @@ def spki_digest_of_der(certificate_der: bytes) -> bytes:
     is most of the cost of pinning, so the result is kept per DER encoding.
     """
     certificate = x509.load_der_x509_certificate(certificate_der)
-    return hashlib.sha256(_spki_der(certificate.public_key())).digest()  # type: ignore[arg-type]
+    return hashlib.sha256(_spki_der(certificate.public_key())).digest()
 
 
 def spki_pin_of_der(certificate_der: bytes) -> str:
@@ -202,13 +202,13 @@ def _load_pem_block(label: str, block: bytes) -> KeyMaterial:
     if label in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
         return x509.load_pem_x509_csr(block)
     if label == "PUBLIC KEY" or label.endswith(" PUBLIC KEY"):
-        return serialization.load_pem_public_key(block)  # type: ignore[return-value]
+        return serialization.load_pem_public_key(block)
     if label == "ENCRYPTED PRIVATE KEY":
         raise UnsupportedKeyMaterial(
             "the private key is encrypted; pin its certificate or public key"
         )
     if label == "PRIVATE KEY" or label.endswith(" PRIVATE KEY"):
-        return serialization.load_pem_private_key(block, password=None)  # type: ignore[return-value]
+        return serialization.load_pem_private_key(block, password=None)
     raise UnsupportedKeyMaterial(f"PEM block {label!r} is not a certificate, key or CSR")
 
 
@@ -221,7 +221,7 @@ def _load_der(data: bytes) -> KeyMaterial:
     )
     for loader in loaders:
         try:
-            return loader(data)  # type: ignore[no-any-return,no-untyped-call]
+            return loader(data)
         except (ValueError, TypeError):
             continue
     raise UnsupportedKeyMaterial(

@@ -9,6 +9,7 @@ with only a common name each get a clear answer.
 from __future__ import annotations
 
 import datetime
+import pickle
 import ssl
 import sys
 import urllib.error
@@ -172,6 +173,14 @@ def test_refusal_names_the_host_the_chain_the_pins_their_origin_and_the_next_ste
     assert refusal.next_step is not None
     assert "pinwarden pin localhost" in refusal.next_step
     assert message.endswith(f"next step: {refusal.next_step}")
+
+    # A refusal crosses process boundaries (a process pool, a multiprocessing queue) whole.
+    copy = pickle.loads(pickle.dumps(refusal))  # noqa: S301 (our own bytes)
+    assert type(copy) is PinValidationError
+    assert str(copy) == message
+    assert (copy.host, copy.chain, copy.expected, copy.origin) == (
+        refusal.host, refusal.chain, refusal.expected, refusal.origin
+    )
 
 
 def test_refusal_of_a_three_certificate_chain_names_the_intermediate(

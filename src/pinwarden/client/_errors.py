@@ -20,6 +20,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ChainCertificate", "PinValidationError", "PinningUnavailableError", "pin_error"]
 
@@ -97,6 +98,25 @@ class PinValidationError(ssl.SSLCertVerificationError):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable (a refusal crosses a process pool or a multiprocessing queue): rebuilt from
+        its fields, since ``BaseException``'s default passes only ``args`` back to ``__init__``."""
+        fields = {
+            "expected": self.expected,
+            "seen": self.seen,
+            "origin": self.origin,
+            "pattern": self.pattern,
+            "chain": self.chain,
+            "next_step": self.next_step,
+        }
+        return _rebuild_pin_error, (type(self), self.host, self.reason, fields)
+
+
+def _rebuild_pin_error(
+    cls: type[PinValidationError], host: str, reason: str, fields: dict[str, Any]
+) -> PinValidationError:
+    return cls(host, reason, **fields)
 
 
 class PinningUnavailableError(RuntimeError):
