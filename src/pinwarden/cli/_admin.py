@@ -35,6 +35,7 @@ from pinwarden.cli._common import (
     read_input_file,
 )
 from pinwarden.errors import UnsupportedKeyMaterial
+from pinwarden.export import ROLES, UNSPECIFIED_ROLE
 
 Handler = Callable[[AdminClient, argparse.Namespace], Any]
 Formatter = Callable[[Any], list[str]]
@@ -101,8 +102,14 @@ def _channel_lines(channel: dict[str, Any]) -> list[str]:
 def _rule_lines(rule: dict[str, Any]) -> list[str]:
     probe = f"  probe={rule['probe_host']}:{rule['probe_port']}" if rule.get("probe_host") else ""
     lines = [f"  {rule['pattern']}  [{rule['mode']}]{probe}"]
-    lines.extend(f"    {pin['pin']}  {pin['label']}".rstrip() for pin in rule["pins"])
+    lines.extend(f"    {_pin_text(pin)}" for pin in rule["pins"])
     return lines
+
+
+def _pin_text(pin: dict[str, Any]) -> str:
+    """A pin, its chain role when known (``[leaf]``) and its label."""
+    role = f"  [{pin['role']}]" if pin.get("role") not in (None, UNSPECIFIED_ROLE) else ""
+    return f"{pin['pin']}{role}  {pin['label']}".rstrip()
 
 
 def _publish_lines(outcome: dict[str, Any]) -> list[str]:
@@ -346,6 +353,18 @@ def _pin_to_add(args: argparse.Namespace) -> str:
         raise CommandError(f"--from-key {args.from_key!r}: {error}") from None
 
 
+def _role_option(parser: argparse.ArgumentParser, *, required: bool, help_text: str) -> None:
+    parser.add_argument("--role", choices=ROLES, required=required, help=help_text)
+
+
+def _pin_body(args: argparse.Namespace) -> dict[str, Any]:
+    """A pin computed from a key file is a backup key unless ``--role`` says otherwise; the
+    server gives a pin without a role its place in the live chain, if it saw it there."""
+    body: dict[str, Any] = {"pin": _pin_to_add(args), "label": args.label}
+    role = args.role or ("backup" if args.from_key is not None else None)
+    return body if role is None else {**body, "role": role}
+
+
 def _register_pins(subparsers: Any) -> None:
     group = subparsers.add_parser("pins", help="add or remove the pins of a rule")
     commands = group.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -364,16 +383,34 @@ def _register_pins(subparsers: Any) -> None:
             "computed here: the file never leaves this machine",
         )
         parser.add_argument("--label", default="", help='e.g. "leaf key", "backup key"')
+        _role_option(
+            parser,
+            required=False,
+            help_text="the key's place in the chain (default: backup with --from-key, else "
+            "its position in the live chain the server last saw, if it saw the key)",
+        )
+
+    def role_args(parser: argparse.ArgumentParser) -> None:
+        pin_args(parser)
+        _role_option(parser, required=True, help_text="the key's place in the chain")
 
     _command(
         commands,
         "add",
         "add a pin to a rule",
-        lambda c, a: c.call(
-            "POST", _rule_path(a) + "/pins", {"pin": _pin_to_add(a), "label": a.label}
-        ),
-        lambda p: [f"added {p['pin']}  {p['label']}".rstrip()],
+        lambda c, a: c.call("POST", _rule_path(a) + "/pins", _pin_body(a)),
+        lambda p: [f"added {_pin_text(p)}"],
         add_args,
+    )
+    _command(
+        commands,
+        "set-role",
+        "set the chain role of a rule's pin (exports need it; the next publish carries it)",
+        lambda c, a: c.call(
+            "PATCH", _rule_path(a) + "/pins", {"role": a.role}, query={"pin": a.pin}
+        ),
+        lambda p: [f"set {_pin_text(p)}"],
+        role_args,
     )
     _command(
         commands,

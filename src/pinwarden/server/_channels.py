@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,8 +20,10 @@ from pinwarden._pins import parse_pin
 from pinwarden.client import Mode
 from pinwarden.document import FormatError, check_report_uri
 from pinwarden.errors import PinwardenError
+from pinwarden.export import ROLES, UNSPECIFIED_ROLE, chain_role
 from pinwarden.server._audit import record
 from pinwarden.server._errors import ConflictError, NotFoundError, ValidationError
+from pinwarden.server._livechain import SERVER_CONNECTION, latest_observation, probe_target
 from pinwarden.server._models import Channel, Pin, Rule
 from pinwarden.server._snapshot import RuleSnapshot, SnapshotPin
 
@@ -41,6 +44,7 @@ __all__ = [
     "remove_rule",
     "replace_rules",
     "rule_view",
+    "set_pin_role",
     "snapshot_of",
     "update_channel",
     "update_rule",
@@ -51,9 +55,22 @@ DEFAULT_TTL_SECONDS = 14 * 24 * 3600
 _MIN_REFRESH, _MAX_TTL = 10, 366 * 24 * 3600
 # Path words of the public and admin URLs: no channel segment may be one (unambiguous URLs).
 RESERVED_SEGMENTS = frozenset(
-    {"pinset", "keyring", "events", "rules", "pins", "publish", "history", "rollback", "diff"}
+    {
+        "pinset",
+        "keyring",
+        "events",
+        "rules",
+        "pins",
+        "publish",
+        "history",
+        "rollback",
+        "diff",
+        "fetches",
+    }
 )
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" lets a "\n" through
+# How old a chain this server saw itself may be and still tell a new pin's role.
+_ROLE_EVIDENCE_AGE = timedelta(days=30)
 
 
 def _check_channel_name(name: str) -> str:
@@ -245,23 +262,72 @@ def remove_rule(session: Session, channel_name: str, pattern: str, actor: str) -
     channel.rules.remove(rule)
 
 
+def _checked_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValidationError(f"role {role[:40]!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def _role_in_live_chain(session: Session, rule: Rule, pin: str) -> str:
+    """The role of ``pin`` in the chain this server last saw on the rule's host (its own
+    connection, within ``_ROLE_EVIDENCE_AGE``); ``unspecified`` when it saw none with the pin."""
+    try:
+        target = probe_target(rule.pattern, rule.probe_host, rule.probe_port)
+    except (NotFoundError, ValidationError):
+        return UNSPECIFIED_ROLE
+    seen = latest_observation(session, target, _ROLE_EVIDENCE_AGE, source=SERVER_CONNECTION)
+    if seen is None or pin not in seen.pins:
+        return UNSPECIFIED_ROLE
+    return chain_role(seen.pins.index(pin), len(seen.pins))
+
+
 def add_pin(
-    session: Session, channel_name: str, pattern: str, pin: str, actor: str, *, label: str = ""
+    session: Session,
+    channel_name: str,
+    pattern: str,
+    pin: str,
+    actor: str,
+    *,
+    label: str = "",
+    role: str | None = None,
 ) -> Pin:
+    """Add a pin with its chain role; without one, the role its key has in the live chain this
+    server last saw, else ``unspecified``."""
     rule = get_rule(get_channel(session, channel_name), pattern)
     canonical = normal_pin(pin)
     if any(existing.pin == canonical for existing in rule.pins):
         raise ConflictError(f"rule {rule.pattern!r} already has pin {canonical}")
-    entry = Pin(pin=canonical, label=label)
+    known = _role_in_live_chain(session, rule, canonical) if role is None else _checked_role(role)
+    entry = Pin(pin=canonical, label=label, role=known)
     rule.pins.append(entry)
     record(
         session,
         actor,
         "pin.add",
         f"channel:{channel_name}/rule:{rule.pattern}",
-        {"pin": canonical, "label": label},
+        {"pin": canonical, "label": label, "role": known},
     )
     return entry
+
+
+def set_pin_role(
+    session: Session, channel_name: str, pattern: str, pin: str, role: str, actor: str
+) -> Pin:
+    """Give a pin of the draft its chain role (the next publish carries it)."""
+    rule = get_rule(get_channel(session, channel_name), pattern)
+    canonical = normal_pin(pin)
+    for entry in rule.pins:
+        if entry.pin == canonical:
+            before, entry.role = entry.role, _checked_role(role)
+            record(
+                session,
+                actor,
+                "pin.role",
+                f"channel:{channel_name}/rule:{rule.pattern}",
+                {"pin": canonical, "before": before, "role": entry.role},
+            )
+            return entry
+    raise NotFoundError(f"rule {rule.pattern!r} has no pin {canonical}")
 
 
 def remove_pin(session: Session, channel_name: str, pattern: str, pin: str, actor: str) -> None:
@@ -286,7 +352,7 @@ def snapshot_of(rule: Rule) -> RuleSnapshot:
     return RuleSnapshot(
         pattern=rule.pattern,
         mode=rule.mode,
-        pins=tuple(SnapshotPin(pin.pin, pin.label) for pin in rule.pins),
+        pins=tuple(SnapshotPin(pin.pin, pin.label, pin.role) for pin in rule.pins),
         probe_host=rule.probe_host,
         probe_port=rule.probe_port,
     )
@@ -326,6 +392,9 @@ def replace_rules(session: Session, channel: Channel, snapshots: Iterable[RuleSn
                 mode=snapshot.mode,
                 probe_host=snapshot.probe_host,
                 probe_port=snapshot.probe_port,
-                pins=[Pin(pin=entry.pin, label=entry.label) for entry in snapshot.pins],
+                pins=[
+                    Pin(pin=entry.pin, label=entry.label, role=entry.role)
+                    for entry in snapshot.pins
+                ],
             )
         )

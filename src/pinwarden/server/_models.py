@@ -132,7 +132,9 @@ class Rule(Base):
 
 
 class Pin(Base):
-    """One SPKI pin of a rule, with a label ("leaf key", "backup key", "CA intermediate")."""
+    """One SPKI pin of a rule, with a label ("leaf key", "backup key", "CA intermediate") and the
+    role of its key in the chain (leaf, intermediate, root, backup; ``unspecified`` for pins
+    added before roles existed), which platform exports need (docs/export.md)."""
 
     __tablename__ = "pins"
     __table_args__ = (UniqueConstraint("rule_id", "pin", name="uq_pins_rule_pin"),)
@@ -141,6 +143,9 @@ class Pin(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id", ondelete="CASCADE"))
     pin: Mapped[str] = mapped_column(String(60))
     label: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(
+        String(20), default="unspecified", server_default="unspecified"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     rule: Mapped[Rule] = relationship(back_populates="pins")

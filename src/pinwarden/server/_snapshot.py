@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pinwarden.export import UNSPECIFIED_ROLE
 from pinwarden.server._errors import ServerError
 
 __all__ = [
@@ -39,10 +40,17 @@ class SnapshotError(ServerError):
 
 @dataclass(frozen=True)
 class SnapshotPin:
-    """One pin of a published rule and its label."""
+    """One pin of a published rule, its label and its chain role."""
 
     pin: str
     label: str = ""
+    role: str = UNSPECIFIED_ROLE
+
+    def view(self) -> dict[str, str]:
+        """The pin as the admin API shows it; ``role`` only when known, so a row written before
+        roles existed shows as it did."""
+        shown = {"pin": self.pin, "label": self.label}
+        return shown if self.role == UNSPECIFIED_ROLE else {**shown, "role": self.role}
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class RuleSnapshot:
         return {
             "pattern": self.pattern,
             "mode": self.mode,
-            "pins": [{"pin": entry.pin, "label": entry.label} for entry in self.pins],
+            "pins": [entry.view() for entry in self.pins],
             "probe_host": self.probe_host,
             "probe_port": self.probe_port,
         }
@@ -124,7 +132,11 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
 def _pin(entry: object) -> SnapshotPin:
     if not isinstance(entry, Mapping):
         raise SnapshotError(f"a snapshot pin is an object, not {type(entry).__name__}")
-    return SnapshotPin(_text(entry, "pin"), _text(entry, "label") if "label" in entry else "")
+    return SnapshotPin(
+        _text(entry, "pin"),
+        _text(entry, "label") if "label" in entry else "",
+        _text(entry, "role") if "role" in entry else UNSPECIFIED_ROLE,
+    )
 
 
 def _port(value: object) -> int:
