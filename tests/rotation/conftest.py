@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 
 from pinwarden.rotation._lab import Lab
+from tests.server.server_harness import (  # noqa: F401 - fixtures are found by name
+    database_url,
+    postgres_database,
+    postgres_url,
+)
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,7 @@ def _run_hook(
     return done, reloaded.exists()
 
 
-def test_a_renewal_with_the_reused_key_is_checked_then_reloaded(
-    lab: Lab, tmp_path: Path
-) -> None:
+def test_a_renewal_with_the_reused_key_is_checked_then_reloaded(lab: Lab, tmp_path: Path) -> None:
     """certbot --reuse-key: a new certificate for the same key keeps the pin."""
     key = serialization.load_pem_private_key(lab.live.key_pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)

@@ -8,10 +8,6 @@ from pathlib import Path
 import pytest
 
 from pinwarden.rotation._drill import (
-    POLL,
-    PUSH,
-    STATIC,
-    UNPINNED,
     DrillSettings,
     KindResult,
     ScenarioResult,
@@ -20,14 +16,17 @@ from pinwarden.rotation._drill import (
     planned,
     untouched_days,
 )
+from pinwarden.rotation._fleet import POLL, PUSH, STATIC, UNPINNED, FleetSettings
 
 pytestmark = pytest.mark.network
 
 # Small and quick: two clients of each kind; a fetch budget of one token a second, so a dynamic
 # client that met mismatches during the outage may fetch again within a second of the publish.
 SETTINGS = DrillSettings(
-    clients=2, workers=4, outage_seconds=1.0, observe_seconds=1.0, recovery_deadline=30.0,
-    min_interval=1.0,
+    FleetSettings(clients=2, processes=2, workers=2, rate=100.0, min_interval=1.0),
+    outage_seconds=1.0,
+    observe_seconds=1.0,
+    recovery_deadline=30.0,
 )
 PINNED = (STATIC, PUSH, POLL)
 
@@ -55,7 +54,7 @@ def test_an_emergency_rotation_breaks_static_clients_and_dynamic_ones_recover(
     assert result.of(UNPINNED).failed == 0  # the negative twin: only pinning made anyone fail
     for kind in (PUSH, POLL):
         recovered = result.of(kind)
-        assert recovered.unrecovered == 0 and len(recovered.windows) == SETTINGS.clients, kind
+        assert recovered.unrecovered == 0 and len(recovered.windows) == 2, kind
         assert max(recovered.windows) < SETTINGS.recovery_deadline
     _assert_attacker_fooled_only_the_control(result)
     table = markdown_table([result])
@@ -81,8 +80,10 @@ def test_push_clients_take_the_new_pins_at_once_even_after_refused_connections(
     tmp_path: Path,
 ) -> None:
     settings = DrillSettings(
-        clients=2, workers=4, outage_seconds=1.5, observe_seconds=0.5, recovery_deadline=5.0,
-        min_interval=20.0,
+        FleetSettings(clients=2, processes=1, workers=2, rate=100.0, min_interval=20.0),
+        outage_seconds=1.5,
+        observe_seconds=0.5,
+        recovery_deadline=5.0,
     )
     push = emergency(tmp_path, settings).of(PUSH)
     assert push.unrecovered == 0 and max(push.windows) < 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,13 @@ def _preflight(
 ) -> Ran:
     where = source or ("--server", lab.server_url)
     return run(
-        capsys, "preflight", "--channel", CHANNEL, "--keyring", str(lab.keyring_file), *where,
+        capsys,
+        "preflight",
+        "--channel",
+        CHANNEL,
+        "--keyring",
+        str(lab.keyring_file),
+        *where,
         *extra,
     )
 
@@ -146,8 +153,15 @@ def test_a_pin_set_verified_with_another_keyring_is_refused(
     other.init(b"another passphrase")
     chain = _write(tmp_path / "fullchain.pem", lab.live.chain_pem)
     ran = run(
-        capsys, "preflight", "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(tmp_path / "other-keys" / "keyring.json"), chain,
+        capsys,
+        "preflight",
+        "--channel",
+        CHANNEL,
+        "--server",
+        lab.server_url,
+        "--keyring",
+        str(tmp_path / "other-keys" / "keyring.json"),
+        chain,
     )
     assert_one_error_line(ran, 1, "SignatureError")
 
@@ -158,8 +172,15 @@ def test_a_pin_set_of_another_channel_is_refused(
     chain = _write(tmp_path / "fullchain.pem", lab.live.chain_pem)
     pinset = _write(tmp_path / "pinset.json", _served_pinset(lab))
     ran = run(
-        capsys, "preflight", "--channel", "com.example.other/prod", "--pinset", pinset,
-        "--keyring", str(lab.keyring_file), chain,
+        capsys,
+        "preflight",
+        "--channel",
+        "com.example.other/prod",
+        "--pinset",
+        pinset,
+        "--keyring",
+        str(lab.keyring_file),
+        chain,
     )
     assert_one_error_line(ran, 1, "signed for channel")
 
@@ -180,7 +201,8 @@ class _JunkHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(self.body)
+        with contextlib.suppress(ConnectionError):  # the client stops reading at its size cap
+            self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -225,8 +247,14 @@ def test_a_server_answering_junk_is_one_line(
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"garbage", b"\x00" * 64, b"-----BEGIN CERTIFICATE-----\nAAAA", b"\xff\xfe" * 1000,
-     b"x" * (4 * 1024 * 1024 + 1)],
+    [
+        b"",
+        b"garbage",
+        b"\x00" * 64,
+        b"-----BEGIN CERTIFICATE-----\nAAAA",
+        b"\xff\xfe" * 1000,
+        b"x" * (4 * 1024 * 1024 + 1),
+    ],
     ids=["empty", "garbage", "nul", "truncated-pem", "binary", "huge"],
 )
 def test_a_file_that_is_no_certificate_or_key_is_bad_input(

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from pinwarden.rotation._certs import new_key
 from pinwarden.rotation._channel import fetch_published
 from pinwarden.rotation._lab import API_HOST, CHANNEL, Lab
-from pinwarden.rotation._plan import plan_rotation
+from pinwarden.rotation._plan import plan_rotation, poll_window
 from tests.rotation.cli_helpers import assert_one_error_line, run, write_key
 
 pytestmark = pytest.mark.network
@@ -23,9 +23,24 @@ pytestmark = pytest.mark.network
 
 def _plan(capsys: pytest.CaptureFixture[str], lab: Lab, *extra: str) -> dict[str, object]:
     ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(lab.api.port),
-        "--connect-to", "127.0.0.1", "--host-ca-file", str(lab.api_ca_file), "--json", *extra,
+        capsys,
+        "rotate",
+        "plan",
+        API_HOST,
+        "--channel",
+        CHANNEL,
+        "--server",
+        lab.server_url,
+        "--keyring",
+        str(lab.keyring_file),
+        "--port",
+        str(lab.api.port),
+        "--connect-to",
+        "127.0.0.1",
+        "--host-ca-file",
+        str(lab.api_ca_file),
+        "--json",
+        *extra,
     )
     assert ran.status in (0, 1), ran.err
     plan: dict[str, object] = json.loads(ran.out)
@@ -46,8 +61,20 @@ def test_pins_add_from_key_publishes_the_next_keys_pin(
 ) -> None:
     next_key = new_key()
     key_file = write_key(tmp_path / "api.key.next", next_key)
-    ran = run(capsys, *_admin(fresh_lab, "pins", "add", CHANNEL, API_HOST, "--from-key", key_file,
-                              "--label", "next key"))
+    ran = run(
+        capsys,
+        *_admin(
+            fresh_lab,
+            "pins",
+            "add",
+            CHANNEL,
+            API_HOST,
+            "--from-key",
+            key_file,
+            "--label",
+            "next key",
+        ),
+    )
     assert ran.status == 0, ran.err
     expected = write_key(tmp_path / "check.pem", next_key)
     assert run(capsys, "pin", expected).out.split()[0] in ran.out
@@ -56,7 +83,8 @@ def test_pins_add_from_key_publishes_the_next_keys_pin(
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"garbage", b"\x00" * 10, b"x" * (4 * 1024 * 1024 + 1)],
+    "content",
+    [b"", b"garbage", b"\x00" * 10, b"x" * (4 * 1024 * 1024 + 1)],
     ids=["empty", "garbage", "nul", "huge"],
 )
 def test_pins_add_from_a_file_that_is_no_key_is_bad_input(
@@ -102,21 +130,27 @@ def test_a_planned_rotation_walks_through_the_four_steps(
     first = _plan(capsys, lab, "--new-key", key_file)
     assert first["status"] == 0 and _states(first) == ["now", "blocked", "blocked", "blocked"]
 
-    assert run(capsys, *_admin(lab, "pins", "add", CHANNEL, API_HOST, "--from-key",
-                               key_file)).status == 0
+    assert (
+        run(capsys, *_admin(lab, "pins", "add", CHANNEL, API_HOST, "--from-key", key_file)).status
+        == 0
+    )
     lab.publish()
     published = _plan(capsys, lab, "--new-key", key_file)
     assert _states(published)[:3] == ["done", "waiting", "blocked"]
 
-    # Step 2 is judged from the refresh hint: the same plan, once that time has passed.
+    # Without a token, step 2 is judged from the refresh hint alone: the same plan, once that
+    # time has passed (the fetch counts: test_rotate_uptake.py).
     pinset = fetch_published(lab.server_url, CHANNEL, lab.keyring)
-    later = pinset.issued + timedelta(seconds=pinset.refresh_after * 1.1)
+    later = pinset.issued + poll_window(pinset)
     live = tuple(published["live_pins"])  # type: ignore[arg-type]
     pin = str(published["new_pin"])
     assert plan_rotation(API_HOST, pinset, live, new_pin=pin, now=later).steps[1].state == "done"
-    assert plan_rotation(
-        API_HOST, pinset, live, new_pin=pin, now=later - timedelta(seconds=1)
-    ).steps[1].state == "waiting"
+    assert (
+        plan_rotation(API_HOST, pinset, live, new_pin=pin, now=later - timedelta(seconds=1))
+        .steps[1]
+        .state
+        == "waiting"
+    )
 
     lab.api.serve(lab.new_certificate(next_key))  # deploy
     deployed = _plan(capsys, lab, "--new-key", key_file)
@@ -149,25 +183,50 @@ def test_a_host_failing_normal_validation_is_a_network_error(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(lab.api.port),
-        "--connect-to", "127.0.0.1",  # without the API's CA: the chain does not validate
+        capsys,
+        "rotate",
+        "plan",
+        API_HOST,
+        "--channel",
+        CHANNEL,
+        "--server",
+        lab.server_url,
+        "--keyring",
+        str(lab.keyring_file),
+        "--port",
+        str(lab.api.port),
+        "--connect-to",
+        "127.0.0.1",  # without the API's CA: the chain does not validate
     )
     assert_one_error_line(ran, 3, "fails normal validation")
 
 
 @pytest.mark.parametrize(
     "extra",
-    [["--port", "0"], ["--port", "70000"], ["--new-pin", "sha256/short"],
-     ["--new-pin", "\udcff"], ["--new-key", "/nonexistent/key.pem"]],
+    [
+        ["--port", "0"],
+        ["--port", "70000"],
+        ["--new-pin", "sha256/short"],
+        ["--new-pin", "\udcff"],
+        ["--new-key", "/nonexistent/key.pem"],
+    ],
     ids=["port-zero", "port-huge", "bad-pin", "surrogate", "missing-key"],
 )
 def test_bad_plan_input_is_one_line(
     lab: Lab, capsys: pytest.CaptureFixture[str], extra: list[str]
 ) -> None:
     ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), *extra,
+        capsys,
+        "rotate",
+        "plan",
+        API_HOST,
+        "--channel",
+        CHANNEL,
+        "--server",
+        lab.server_url,
+        "--keyring",
+        str(lab.keyring_file),
+        *extra,
     )
     assert_one_error_line(ran, 2)
 

@@ -64,8 +64,17 @@ def test_a_trickling_pin_server_ends_preflight_at_its_timeout(
     chain.write_bytes(lab.live.chain_pem)
     started = time.monotonic()
     ran = run(
-        capsys, "preflight", "--channel", CHANNEL, "--keyring", str(lab.keyring_file),
-        "--server", f"http://127.0.0.1:{port}", "--timeout", "1", str(chain),
+        capsys,
+        "preflight",
+        "--channel",
+        CHANNEL,
+        "--keyring",
+        str(lab.keyring_file),
+        "--server",
+        f"http://127.0.0.1:{port}",
+        "--timeout",
+        "1",
+        str(chain),
     )
     assert_one_error_line(ran, 3, "cannot fetch")
     assert time.monotonic() - started < 30  # bounded: not a hang (the trickle never ends)
@@ -80,9 +89,22 @@ def test_a_trickling_host_ends_rotate_plan_at_its_timeout(
     port = trickler(start)
     started = time.monotonic()
     ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(port), "--connect-to", "127.0.0.1",
-        "--timeout", "1",
+        capsys,
+        "rotate",
+        "plan",
+        API_HOST,
+        "--channel",
+        CHANNEL,
+        "--server",
+        lab.server_url,
+        "--keyring",
+        str(lab.keyring_file),
+        "--port",
+        str(port),
+        "--connect-to",
+        "127.0.0.1",
+        "--timeout",
+        "1",
     )
     assert_one_error_line(ran, 3, API_HOST)
     assert time.monotonic() - started < 30
@@ -97,7 +119,13 @@ def test_a_timeout_out_of_bounds_is_bad_input(
         ["rotate", "plan", API_HOST, "--channel", CHANNEL],
     ):
         ran = run(
-            capsys, *command, "--server", lab.server_url, "--keyring", str(lab.keyring_file),
-            "--timeout", timeout,
+            capsys,
+            *command,
+            "--server",
+            lab.server_url,
+            "--keyring",
+            str(lab.keyring_file),
+            "--timeout",
+            timeout,
         )
         assert_one_error_line(ran, 2, "--timeout")

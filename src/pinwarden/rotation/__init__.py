@@ -22,13 +22,22 @@ from pinwarden.rotation._channel import (
 )
 from pinwarden.rotation._material import Candidate, MaterialError, candidate_from_bytes
 from pinwarden.rotation._plan import (
+    DEFAULT_THRESHOLD,
     LiveChainError,
     PlanStep,
     RotationPlan,
     live_chain_pins,
     plan_rotation,
+    poll_window,
 )
 from pinwarden.rotation._preflight import Verdict, judge
+from pinwarden.rotation._uptake import (
+    Uptake,
+    UptakeError,
+    measure_uptake,
+    read_uptake,
+    versions_carrying,
+)
 
 if TYPE_CHECKING:
     from pinwarden.rotation._demo import DemoResult, run_demo
@@ -41,6 +50,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "Candidate",
     "ChannelPinsError",
     "DemoResult",
@@ -49,16 +59,22 @@ __all__ = [
     "PlanStep",
     "RotationPlan",
     "RuleBook",
+    "Uptake",
+    "UptakeError",
     "Verdict",
     "candidate_from_bytes",
     "channel_url",
     "fetch_published",
     "judge",
     "live_chain_pins",
+    "measure_uptake",
     "plan_rotation",
+    "poll_window",
+    "read_uptake",
     "rulebook_of_pinset",
     "run_demo",
     "verify_local_pinset",
+    "versions_carrying",
 ]
 
 name_exceptions_after(__name__, globals(), __all__)

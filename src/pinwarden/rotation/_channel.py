@@ -116,9 +116,11 @@ def fetch_published(
         if hint.keyring_version is not None and hint.keyring_version > trusted.version:
             trusted = walk_keyrings(
                 trusted,
-                lambda version: transport.get(
-                    f"{url}/keyring/{version}", etag=None, max_bytes=MAX_KEYRING_BYTES
-                ).body,
+                lambda version: (
+                    transport.get(
+                        f"{url}/keyring/{version}", etag=None, max_bytes=MAX_KEYRING_BYTES
+                    ).body
+                ),
                 hint.keyring_version,
                 now=reading,
             )
@@ -157,4 +159,3 @@ def rulebook_of_pinset(
         if rule.expires is None or reading < rule.expires
     )
     return RuleBook(f"clients holding pin set v{pinset.version}", rules, tuple(shipped))
-

@@ -127,6 +127,8 @@ def run_demo(directory: Path, say: Say) -> DemoResult:
     result = DemoResult(fooled, refused, read, static_survived, recovered, window)
     say("")
     say("In short: pinning refused the interception that fooled the unpinned app; a static pin")
-    say("broke the app on an emergency key change; the dynamic pins repaired it "
-        + (f"in {window * 1000:.0f} ms." if window is not None else "too late."))
+    say(
+        "broke the app on an emergency key change; the dynamic pins repaired it "
+        + (f"in {window * 1000:.0f} ms." if window is not None else "too late.")
+    )
     return result

@@ -14,32 +14,41 @@ a host that presents a certificate for the API's name from a CA the device trust
 - **untouched** (``untouched_days``): nobody touches anything for 60 days on an injected clock;
   the server's freshness keeps the pin set alive; a polling client never falls back.
 
-Clients are served by a pool of worker threads (one TLS handshake per request, as pins apply per
-connection), so the request rate per client falls as the number of clients grows; failure windows
-are taken from the clients' own events, not from the request rate.
+The clients live in several processes (``pinwarden.rotation._fleet``), their requests paced
+(one TLS handshake per request, as pins apply per connection); failure windows are taken from
+the clients' own events, not from the request rate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import ssl
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pinwarden._pins import spki_pin
-from pinwarden.client import DynamicPins, EventKind, PinEvent, RefreshPolicy, pinned_context
+from pinwarden.client import DynamicPins, pinned_context
 from pinwarden.rotation._certs import new_key
 from pinwarden.rotation._channel import fetch_published
+from pinwarden.rotation._fleet import (
+    KINDS,
+    POLL,
+    PUSH,
+    ClientRecord,
+    FleetSettings,
+    fleet_policy,
+    running_fleet,
+    wait_for,
+)
 from pinwarden.rotation._lab import API_HOST, CHANNEL, Lab, https_get
-from pinwarden.rotation._plan import DONE, live_chain_pins, plan_rotation
+from pinwarden.rotation._plan import DONE, live_chain_pins, plan_rotation, poll_window
+from pinwarden.rotation._uptake import read_uptake
 
 __all__ = [
     "DrillSettings",
@@ -50,47 +59,13 @@ __all__ = [
     "untouched_days",
 ]
 
-STATIC, PUSH, POLL, UNPINNED = "static", "dynamic-push", "dynamic-poll", "unpinned"
-KINDS = (STATIC, PUSH, POLL, UNPINNED)
-
 
 @dataclass(frozen=True)
 class DrillSettings:
-    clients: int = 10  # of each kind
-    workers: int = 16  # threads making the requests
-    attacker_every: int = 4  # one attacker attempt per this many API requests of a worker
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     outage_seconds: float = 2.0  # emergency: the new key is live this long before the publish
     observe_seconds: float = 2.0  # how long each phase runs with clients requesting
     recovery_deadline: float = 120.0
-    poll_seconds: int = 10  # the channel's refresh hint (a polling client's interval), >= 10
-    # The dynamic clients' RefreshPolicy.min_interval; None keeps the client's default (60 s).
-    min_interval: float | None = None
-
-
-@dataclass
-class _Events:
-    """What a dynamic client's events tell: when each version came in force, and fallbacks."""
-
-    fetched_at: dict[int, float] = field(default_factory=dict)  # version -> monotonic time
-    fallbacks: int = 0
-
-    def on_event(self, event: PinEvent) -> None:
-        if event.kind is EventKind.FETCHED and event.version is not None:
-            self.fetched_at.setdefault(event.version, time.monotonic())
-        elif event.kind is EventKind.FELL_BACK:
-            self.fallbacks += 1
-
-
-@dataclass
-class _Client:
-    kind: str
-    context: ssl.SSLContext
-    pins: DynamicPins | None = None
-    events: _Events = field(default_factory=_Events)
-    requests: int = 0
-    failed: int = 0
-    attacks: int = 0
-    attacks_accepted: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,14 +82,18 @@ class KindResult:
 
     def percentile(self, fraction: float) -> float | None:
         """The nearest-rank percentile of the windows (``0.99``: p99)."""
-        if not self.windows:
-            return None
-        ordered = sorted(self.windows)
-        return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+        return _percentile(self.windows, fraction)
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.windows) if self.windows else None
+
+
+def _percentile(values: tuple[float, ...], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
 @dataclass(frozen=True)
@@ -128,153 +107,94 @@ class ScenarioResult:
         return next(result for result in self.kinds if result.kind == kind)
 
 
-def _policy(settings: DrillSettings) -> RefreshPolicy:
-    if settings.min_interval is None:
-        return RefreshPolicy()
-    interval = timedelta(seconds=settings.min_interval)
-    return RefreshPolicy(min_interval=interval, backoff_base=min(interval, timedelta(seconds=1)))
-
-
-def _poll_policy(settings: DrillSettings) -> RefreshPolicy:
-    """Polling clients fetch at the channel's hint: their floor must not be above it."""
-    interval = timedelta(seconds=min(settings.poll_seconds, settings.min_interval or 60))
-    return RefreshPolicy(min_interval=interval, backoff_base=min(interval, timedelta(seconds=1)))
-
-
-def _client(lab: Lab, kind: str, settings: DrillSettings) -> _Client:
-    if kind == STATIC:
-        return _Client(kind, lab.static_context())
-    if kind == UNPINNED:
-        return _Client(kind, lab.unpinned_context())
-    events = _Events()
-    push = kind == PUSH
-    pins = lab.dynamic_pins(
-        push=push,
-        policy=_policy(settings) if push else _poll_policy(settings),
-        on_event=events.on_event,
-    )
-    return _Client(kind, pinned_context(pins, cafile=str(lab.trust_file)), pins, events)
-
-
-def _clients(lab: Lab, settings: DrillSettings) -> list[_Client]:
-    return [_client(lab, kind, settings) for kind in KINDS for _ in range(settings.clients)]
-
-
-class _Traffic:
-    """Worker threads that make each client request the API, and now and then the attacker."""
-
-    def __init__(self, lab: Lab, clients: list[_Client], settings: DrillSettings) -> None:
-        self._lab, self._clients, self._settings = lab, clients, settings
-        self._attacker = lab.interceptor(connect=False)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._work, args=(clients[number :: settings.workers],),
-                             daemon=True)
-            for number in range(min(settings.workers, len(clients)))
-        ]
-
-    def _work(self, mine: list[_Client]) -> None:
-        made = 0
-        while not self._stop.is_set():
-            for client in random.sample(mine, len(mine)):
-                if self._stop.is_set():
-                    return
-                made += 1
-                self._one(client, attack=made % self._settings.attacker_every == 0)
-
-    def _one(self, client: _Client, *, attack: bool) -> None:
-        outcome = https_get(API_HOST, self._lab.api_address, client.context)
-        with self._lock:
-            client.requests += 1
-            client.failed += not outcome.ok
-        if attack:
-            hijacked = https_get(API_HOST, ("127.0.0.1", self._attacker.port), client.context)
-            with self._lock:
-                client.attacks += 1
-                client.attacks_accepted += hijacked.ok
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        for thread in self._threads:
-            thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            for thread in self._threads:
-                thread.join(timeout=30)
-
-
 def _summarise(
-    clients: list[_Client], since: float | None = None, version: int | None = None
+    records: list[ClientRecord], since: float | None = None, version: int | None = None
 ) -> tuple[KindResult, ...]:
     results = []
     for kind in KINDS:
-        group = [client for client in clients if client.kind == kind]
+        group = [record for record in records if record.kind == kind]
         windows: list[float] = []
-        if since is not None and version is not None and kind in (PUSH, POLL):
-            seen = [c.events.fetched_at.get(version) for c in group]
+        timed = since is not None and version is not None and kind in (PUSH, POLL)
+        if since is not None and version is not None and timed:
+            seen = [record.fetched_at.get(version) for record in group]
             windows = [at - since for at in seen if at is not None]
         results.append(
             KindResult(
                 kind,
                 len(group),
-                sum(c.requests for c in group),
-                sum(c.failed for c in group),
-                sum(c.attacks for c in group),
-                sum(c.attacks_accepted for c in group),
-                sum(c.events.fallbacks for c in group),
+                sum(r.requests for r in group),
+                sum(r.failed for r in group),
+                sum(r.attacks for r in group),
+                sum(r.attacks_accepted for r in group),
+                sum(r.fallbacks for r in group),
                 tuple(windows),
-                len(group) - len(windows) if kind in (PUSH, POLL) and since is not None else 0,
+                len(group) - len(windows) if timed else 0,
             )
         )
     return tuple(results)
 
 
-def _wait_for(predicate: Callable[[], bool], deadline: float) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+def _push_breakdown(
+    records: list[ClientRecord], publishing: float, published: float, version: int
+) -> str:
+    """Where a push client's window goes: the publish request, the announcement reaching it
+    after the publish returned, and its fetch and verification after the announcement."""
+    pushed = [r for r in records if r.kind == PUSH and version in r.announced_at]
+    reach = tuple(r.announced_at[version] - published for r in pushed)
+    fetch = tuple(r.fetched_at[version] - r.announced_at[version] for r in pushed
+                  if version in r.fetched_at)  # fmt: skip
+
+    def shown(values: tuple[float, ...]) -> str:
+        figures = (_percentile(values, 0.5), _percentile(values, 0.99))
+        return " / ".join(_seconds(value) for value in figures)
+
+    return (
+        f"push window, p50 / p99 (s): publish request {published - publishing:.2f}; "
+        f"announcement reached the client after it {shown(reach)}; fetch and verification "
+        f"after the announcement {shown(fetch)}"
+    )
 
 
 @contextlib.contextmanager
-def _scenario(directory: Path, settings: DrillSettings) -> Iterator[tuple[Lab, list[_Client]]]:
-    with Lab(
-        directory, refresh_seconds=settings.poll_seconds, push_clients=settings.clients
-    ) as lab:
-        clients = _clients(lab, settings)
-        try:
-            yield lab, clients
-        finally:
-            for client in clients:
-                if client.pins is not None:
-                    client.pins.close()
+def _lab(directory: Path, settings: DrillSettings) -> Iterator[Lab]:
+    fleet = settings.fleet
+    with Lab(directory, refresh_seconds=fleet.poll_seconds, push_clients=fleet.clients) as lab:
+        yield lab
 
 
-def _plan_step(lab: Lab, number: int, new_pin: str) -> str:
-    """The state of step ``number`` of ``rotate plan`` for the API host, judged live."""
+def _plan_step(lab: Lab, number: int, new_pin: str, settings: FleetSettings) -> str:
+    """The state of step ``number`` of ``rotate plan`` for the API host, judged live, with the
+    server's fetch counts, for clients with the fleet's polling policy."""
     pinset = fetch_published(lab.server_url, CHANNEL, lab.keyring)
     live = live_chain_pins(
         API_HOST, lab.api.port, connect_host="127.0.0.1", cafile=str(lab.api_ca_file)
     )
+    policy = fleet_policy(settings, push=False)
+    window = max(60, math.ceil(poll_window(pinset, policy).total_seconds()))
+    uptake = read_uptake(lambda path: lab.call("GET", path), CHANNEL, API_HOST, new_pin, window)
     now = datetime.now(timezone.utc)
-    return plan_rotation(API_HOST, pinset, live, new_pin=new_pin, now=now).steps[number - 1].state
+    plan = plan_rotation(
+        API_HOST, pinset, live, new_pin=new_pin, now=now, uptake=uptake, policy=policy
+    )
+    return plan.steps[number - 1].state
 
 
 def planned(directory: Path, settings: DrillSettings) -> ScenarioResult:
-    """A planned rotation to the published backup key, following ``rotate plan``."""
+    """A planned rotation to the published backup key, following ``rotate plan``.
+
+    Step 2 waits on the server's fetch counts too: the share of the last minute's fetches
+    carrying the new pin reaches 99 % once the fetches of the version before it have aged out.
+    """
     started = time.monotonic()
-    with _scenario(directory, settings) as (lab, clients):
-        traffic = _Traffic(lab, clients, settings)
-        with traffic.running():
+    fleet = settings.fleet
+    with _lab(directory, settings) as lab:
+        attacker = ("127.0.0.1", lab.interceptor(connect=False).port)
+        with running_fleet(lab.device, attacker, fleet) as running:
             target = lab.backup_pin
-            notes = [] if _plan_step(lab, 1, target) == DONE else ["step 1 was not done"]
-            waited = _wait_for(
-                lambda: _plan_step(lab, 2, target) == DONE, settings.poll_seconds * 1.1 + 5
+            step1 = _plan_step(lab, 1, target, fleet)
+            notes = [] if step1 == DONE else ["step 1 was not done"]
+            waited = wait_for(
+                lambda: _plan_step(lab, 2, target, fleet) == DONE, fleet.poll_seconds * 1.1 + 5
             )
             lab.api.serve(lab.new_certificate(lab.backup_key))  # step 3: deploy
             time.sleep(settings.observe_seconds)
@@ -282,32 +202,43 @@ def planned(directory: Path, settings: DrillSettings) -> ScenarioResult:
             lab.remove_pin(lab.live.pin)
             lab.publish()
             time.sleep(settings.observe_seconds)
+            records = running.stop()
         notes += [] if waited else ["step 2 did not report done in time; deployed anyway"]
-        kinds = _summarise(clients)
-        return ScenarioResult("planned", kinds, time.monotonic() - started, tuple(notes))
+        return ScenarioResult(
+            "planned", _summarise(records), time.monotonic() - started, tuple(notes)
+        )
 
 
 def emergency(directory: Path, settings: DrillSettings) -> ScenarioResult:
     """A key nobody pinned goes live; its pin is published ``outage_seconds`` later."""
     started = time.monotonic()
-    with _scenario(directory, settings) as (lab, clients):
-        traffic = _Traffic(lab, clients, settings)
-        dynamic = [client for client in clients if client.pins is not None]
-        with traffic.running():
+    with _lab(directory, settings) as lab:
+        attacker = ("127.0.0.1", lab.interceptor(connect=False).port)
+        with running_fleet(lab.device, attacker, settings.fleet) as running:
             time.sleep(settings.observe_seconds)
             replacement = lab.new_certificate()
             lab.api.serve(replacement)
             time.sleep(settings.outage_seconds)
             lab.add_pin(replacement.pin, "emergency key")
+            running.mark()
+            server_cpu = time.process_time()
             publishing = time.monotonic()
             version = lab.publish()
-            _wait_for(
-                lambda: all(version in client.events.fetched_at for client in dynamic),
-                settings.recovery_deadline,
-            )
+            published = time.monotonic()
+            _, clients_cpu = running.await_version(version, settings.recovery_deadline, (PUSH,))
+            server_cpu = time.process_time() - server_cpu
+            running.await_version(version, settings.recovery_deadline)
             time.sleep(settings.observe_seconds)
-        kinds = _summarise(clients, publishing, version)
-        return ScenarioResult("emergency", kinds, time.monotonic() - started)
+            records = running.stop()
+        kinds = _summarise(records, publishing, version)
+        cpu = (
+            f"CPU from the publish until every push client held the new pin set: "
+            f"{server_cpu:.2f} s in the process of the pin server, the API and the attacker; "
+            f"{clients_cpu:.2f} s in the client processes "
+            f"({clients_cpu / settings.fleet.clients * 1000:.1f} ms a push client)"
+        )
+        notes = (_push_breakdown(records, publishing, published, version), cpu)
+        return ScenarioResult("emergency", kinds, time.monotonic() - started, notes)
 
 
 class _InjectedClock:
@@ -336,7 +267,10 @@ def untouched_days(directory: Path, days: int = 60, clients: int = 3) -> Scenari
         made = [_untouched_client(lab, clock) for _ in range(clients)]
         services = lab.app.services
         freshener = Freshener(
-            services.sessions, services.publisher, AlertBook(clock=clock), holder="drill",
+            services.sessions,
+            services.publisher,
+            AlertBook(clock=clock),
+            holder="drill",
             clock=clock,
         )
         attacker = ("127.0.0.1", lab.interceptor(connect=False).port)
@@ -348,19 +282,26 @@ def untouched_days(directory: Path, days: int = 60, clients: int = 3) -> Scenari
                     _poll_and_request(lab, client, attacker)
         finally:
             for client in made:
-                if client.pins is not None:
-                    client.pins.close()
+                client.pins.close()
     note = f"{freshener.resigns} re-signatures by freshness in {days} days"
+    records = [client.record for client in made]
     return ScenarioResult(
-        f"untouched {days} days", _summarise(made), time.monotonic() - started, (note,)
+        f"untouched {days} days", _summarise(records), time.monotonic() - started, (note,)
     )
 
 
-def _untouched_client(lab: Lab, clock: _InjectedClock) -> _Client:
+@dataclass
+class _Untouched:
+    record: ClientRecord
+    pins: DynamicPins
+    context: ssl.SSLContext
+
+
+def _untouched_client(lab: Lab, clock: _InjectedClock) -> _Untouched:
     """A polling client on the injected clock that fetches only when told (``refresh()``)."""
-    events = _Events()
-    pins = lab.dynamic_pins(push=False, background=False, clock=clock, on_event=events.on_event)
-    return _Client(POLL, pinned_context(pins, cafile=str(lab.trust_file)), pins, events)
+    record = ClientRecord(POLL)
+    pins = lab.dynamic_pins(push=False, background=False, clock=clock, on_event=record.on_event)
+    return _Untouched(record, pins, pinned_context(pins, cafile=str(lab.trust_file)))
 
 
 def _freshness_round(lab: Lab, freshener: Any) -> None:
@@ -368,16 +309,16 @@ def _freshness_round(lab: Lab, freshener: Any) -> None:
     for outcome in freshener.run_once().resigned:
         if outcome.document is not None:
             version = outcome.document.version
-            _wait_for(lambda: lab.served_version() >= version, 10)  # noqa: B023 - called here
+            wait_for(lambda: lab.served_version() >= version, 10)  # noqa: B023 - called here
 
 
-def _poll_and_request(lab: Lab, client: _Client, attacker: tuple[str, int]) -> None:
-    assert client.pins is not None
+def _poll_and_request(lab: Lab, client: _Untouched, attacker: tuple[str, int]) -> None:
     client.pins.refresh()
-    client.requests += 1
-    client.failed += not https_get(API_HOST, lab.api_address, client.context).ok
-    client.attacks += 1
-    client.attacks_accepted += https_get(API_HOST, attacker, client.context).ok
+    record = client.record
+    record.requests += 1
+    record.failed += not https_get(API_HOST, lab.api_address, client.context).ok
+    record.attacks += 1
+    record.attacks_accepted += https_get(API_HOST, attacker, client.context).ok
 
 
 def _seconds(value: float | None) -> str:

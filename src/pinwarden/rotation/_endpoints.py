@@ -181,7 +181,7 @@ class Interceptor:
             names.append(name or "localhost")
             tls.context = self._context_for(names[-1])
 
-        outer.sni_callback = pick  # type: ignore[assignment]
+        outer.sni_callback = pick
         return outer
 
     def _relay(self, head: bytes, host: str) -> bytes:

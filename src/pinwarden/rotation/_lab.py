@@ -29,7 +29,7 @@ from pinwarden.rotation._certs import IssuedCertificate, LocalCA, new_key
 from pinwarden.rotation._channel import channel_url
 from pinwarden.rotation._endpoints import ApiHost, Interceptor, read_head
 
-__all__ = ["API_HOST", "CHANNEL", "Lab", "Outcome", "https_get"]
+__all__ = ["API_HOST", "CHANNEL", "Device", "Lab", "Outcome", "https_get"]
 
 API_HOST = "api.bank.test"
 CHANNEL = "com.example.bank/prod"
@@ -71,9 +71,10 @@ def https_get(
             if proxy is not None:
                 _tunnel(raw, host, address[1])
             with context.wrap_socket(raw, server_hostname=host) as tls:
-                tls.sendall(f"GET /v1/balance HTTP/1.1\r\nHost: {host}\r\n"
-                            "Authorization: Bearer user-secret\r\nConnection: close\r\n\r\n"
-                            .encode())
+                tls.sendall(
+                    f"GET /v1/balance HTTP/1.1\r\nHost: {host}\r\n"
+                    "Authorization: Bearer user-secret\r\nConnection: close\r\n\r\n".encode()
+                )
                 status = read_head(tls).split(b"\r\n", 1)[0].decode("latin-1")
     except PinValidationError as error:
         return Outcome(False, True, f"refused by pinning: {error.reason}")
@@ -82,6 +83,40 @@ def https_get(
     except OSError as error:
         return Outcome(False, False, f"connection failed: {error}")
     return Outcome(status.startswith("HTTP/1.1 200"), False, status or "no answer")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device of the lab: the channel and keyring its app ships, the CAs it trusts (the API's
+    and the interception CA), the pins built into the app, and where the API is."""
+
+    channel_url: str
+    keyring: bytes
+    trust_file: str
+    shipped: tuple[str, ...]  # the live key's pin and the offline backup's
+    api_address: tuple[str, int]
+
+    def shipped_pins(self) -> StaticPins:
+        """What the app was built with: the live key's pin and the backup's."""
+        return StaticPins({API_HOST: list(self.shipped)})
+
+    def unpinned_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.trust_file)
+
+    def static_context(self) -> ssl.SSLContext:
+        return pinned_context(self.shipped_pins(), cafile=self.trust_file)
+
+    def dynamic_pins(self, *, push: bool, **options: Any) -> DynamicPins:
+        """A dynamic client of the channel that ships the same pins as the static app; its
+        first pin set fetched before it returns unless ``options`` say otherwise."""
+        settings: dict[str, Any] = {"wait_for_first_fetch": True, **options}
+        return DynamicPins(
+            self.channel_url,
+            keyring=self.keyring,
+            bootstrap=self.shipped_pins(),
+            push=push,
+            **settings,
+        )
 
 
 def _run_uvicorn(app: Any) -> tuple[str, Any, threading.Thread, socket.socket]:
@@ -226,24 +261,28 @@ class Lab:
     def api_address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.api.port)
 
+    @property
+    def device(self) -> Device:
+        """What a device knows of the lab, picklable: the drill's client processes get it."""
+        return Device(
+            self.channel_url,
+            self.keyring,
+            str(self.trust_file),
+            (self.live.pin, self.backup_pin),
+            self.api_address,
+        )
+
     def shipped_pins(self) -> StaticPins:
-        """What the app was built with: the live key's pin and the backup's."""
-        return StaticPins({API_HOST: [self.live.pin, self.backup_pin]})
+        return self.device.shipped_pins()
 
     def unpinned_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.trust_file))
+        return self.device.unpinned_context()
 
     def static_context(self) -> ssl.SSLContext:
-        return pinned_context(self.shipped_pins(), cafile=str(self.trust_file))
+        return self.device.static_context()
 
     def dynamic_pins(self, *, push: bool, **options: Any) -> DynamicPins:
-        """A dynamic client of the channel that ships the same pins as the static app; its
-        first pin set fetched before it returns unless ``options`` say otherwise."""
-        settings: dict[str, Any] = {"wait_for_first_fetch": True, **options}
-        return DynamicPins(
-            self.channel_url, keyring=self.keyring, bootstrap=self.shipped_pins(), push=push,
-            **settings,
-        )
+        return self.device.dynamic_pins(push=push, **options)
 
     def interceptor(self, *, connect: bool) -> Interceptor:
         """An intercepting proxy (``connect``) or a DNS-hijacking attacker, with a certificate
@@ -266,4 +305,3 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

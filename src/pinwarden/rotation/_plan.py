@@ -8,10 +8,12 @@ before it (docs/rotation.md):
 3. deploy the certificate for the new key;
 4. retire the old key's pin, keeping one backup pin outside the live chain.
 
-The live state is the channel's published pin set (verified) and the chain the host serves now
-(verified, normal validation). The server counts no fetches by version, so step 2 is judged from
-the pin set's refresh hint: a polling client fetches within ``refresh_after`` plus its jitter of
-10 % (``pinwarden.client.RefreshPolicy``), a client with push at once.
+The live state is the channel's published pin set (verified), the chain the host serves now
+(verified, normal validation) and, given an admin token, the server's fetch counts by version
+(``_uptake``). Step 2 is done when both say so: the refresh interval has passed since the pin
+set was issued (a polling client fetches within it plus its jitter, ``RefreshPolicy``; a client
+with push at once), and at least ``threshold`` of the fetches over the last interval were of
+versions carrying the new pin (fewer: a replica or a cache still serves an older version).
 """
 
 from __future__ import annotations
@@ -26,14 +28,24 @@ from typing import Any
 
 from pinwarden._pins import spki_pin_of_der
 from pinwarden._tls import verified_chain_der
+from pinwarden.client import RefreshPolicy
 from pinwarden.document import PinSet
 from pinwarden.errors import PinwardenError
 from pinwarden.rotation._channel import rulebook_of_pinset
+from pinwarden.rotation._uptake import Uptake
 
-__all__ = ["LiveChainError", "PlanStep", "RotationPlan", "live_chain_pins", "plan_rotation"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "LiveChainError",
+    "PlanStep",
+    "RotationPlan",
+    "live_chain_pins",
+    "plan_rotation",
+    "poll_window",
+]
 
-# RefreshPolicy's default jitter spreads a polling client's delay to at most 1.1 x the hint.
-_POLL_SPREAD = 1.1
+_POLICY = RefreshPolicy()  # the timing every client has unless its app changes it
+DEFAULT_THRESHOLD = 0.99
 DONE, NOW, WAIT, BLOCKED = "done", "now", "waiting", "blocked"
 
 
@@ -129,31 +141,58 @@ def _publish_step(channel: str, rule: str, new_pin: str | None, pins: tuple[str,
     title = "publish the new key's pin beside the current ones"
     if new_pin is None:
         return PlanStep(
-            1, title, BLOCKED,
+            1,
+            title,
+            BLOCKED,
             "no new key named and no single published backup outside the live chain: give "
             "--new-key FILE (acme.sh: the <key>.next file) or --new-pin",
         )
     if new_pin in pins:
         return PlanStep(1, title, DONE, f"{new_pin} is in the published rule {rule}")
     return PlanStep(
-        1, title, NOW, f"{new_pin} is not published yet",
+        1,
+        title,
+        NOW,
+        f"{new_pin} is not published yet",
         f"pinwarden pins add {channel} {rule} {new_pin} --label 'next key' && "
         f"pinwarden publish {channel}",
     )
 
 
-def _wait_step(published: bool, deployed: bool, pinset: PinSet, now: datetime) -> PlanStep:
+def poll_window(pinset: PinSet, policy: RefreshPolicy = _POLICY) -> timedelta:
+    """The longest a polling client waits between fetches of this pin set: its refresh hint
+    bounded by the clients' ``policy`` (by default at least a minute), plus the jitter."""
+    hint = timedelta(seconds=pinset.refresh_after)
+    return policy.interval(hint, pinset.expires - pinset.issued) * (1 + policy.jitter)
+
+
+def _wait_step(
+    published: bool,
+    deployed: bool,
+    pinset: PinSet,
+    now: datetime,
+    uptake: Uptake | None,
+    threshold: float,
+    policy: RefreshPolicy,
+) -> PlanStep:
     title = "wait until clients have fetched it"
     if not published:
         return PlanStep(2, title, BLOCKED, "after step 1")
     if deployed:
         return PlanStep(2, title, DONE, "the new key is live already")
-    ready_at = pinset.issued + timedelta(seconds=pinset.refresh_after * _POLL_SPREAD)
+    window = poll_window(pinset, policy)
+    ready_at = pinset.issued + window
     basis = (
         f"pin set v{pinset.version} was issued {pinset.issued:%Y-%m-%dT%H:%M:%SZ}; polling "
-        f"clients fetch within {pinset.refresh_after} s (+10 % jitter), push clients at once "
-        "(the server does not count fetches by version)"
+        f"clients fetch within {window.total_seconds():.0f} s, push clients at once"
     )
+    if uptake is None:
+        basis += "; fetch counts not checked (give --token, read scope, to check them)"
+    elif uptake.total and uptake.share < threshold:
+        detail = f"{basis}; {uptake.describe()}, below {threshold:.0%}"
+        return PlanStep(2, title, WAIT, f"{detail}: a replica or cache may serve an older one")
+    else:
+        basis += f"; {uptake.describe()}"
     if now >= ready_at:
         return PlanStep(2, title, DONE, basis)
     return PlanStep(2, title, WAIT, f"{basis}; deploy after {ready_at:%Y-%m-%dT%H:%M:%SZ}")
@@ -166,7 +205,10 @@ def _deploy_step(channel: str, ready: bool, new_pin: str | None, live: tuple[str
     if not ready:
         return PlanStep(3, title, BLOCKED, "after step 2")
     return PlanStep(
-        3, title, NOW, "clients hold the new pin; check the new chain, then reload",
+        3,
+        title,
+        NOW,
+        "clients hold the new pin; check the new chain, then reload",
         f"pinwarden preflight --channel {channel} --keyring KEYRING NEW_FULLCHAIN.pem && "
         "systemctl reload YOUR-SERVER",
     )
@@ -181,7 +223,9 @@ def _retire_step(
     outside = [pin for pin in pins if pin not in live]
     if not outside:
         return PlanStep(
-            4, title, NOW,
+            4,
+            title,
+            NOW,
             "no published pin is outside the live chain: there is no backup key; make one "
             "offline and publish its pin",
             f"pinwarden keygen --name backup && pinwarden pins add {channel} {rule} BACKUP_PIN "
@@ -190,7 +234,9 @@ def _retire_step(
     if len(outside) == 1:
         return PlanStep(4, title, DONE, f"one backup pin outside the live chain: {outside[0]}")
     return PlanStep(
-        4, title, NOW,
+        4,
+        title,
+        NOW,
         f"{len(outside)} pins are outside the live chain ({', '.join(outside)}): remove the old "
         "key's once no host serves it, keep the backup",
         f"pinwarden pins remove {channel} {rule} OLD_PIN && pinwarden publish {channel}",
@@ -204,8 +250,12 @@ def plan_rotation(
     *,
     new_pin: str | None = None,
     now: datetime,
+    uptake: Uptake | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    policy: RefreshPolicy = _POLICY,
 ) -> RotationPlan:
-    """The four steps for ``host`` given the verified ``pinset`` and the ``live`` chain pins."""
+    """The four steps for ``host`` given the verified ``pinset``, the ``live`` chain pins and,
+    when read, the server's ``uptake`` of the new pin; ``policy`` is the clients' timing."""
     rule = rulebook_of_pinset(pinset, (), now).rule_for(host)
     if rule is None:
         problem = f"no rule of pin set v{pinset.version} covers {host}: nothing to rotate"
@@ -223,10 +273,17 @@ def plan_rotation(
     target = _new_pin(new_pin, pins, live)
     publish = _publish_step(pinset.channel, pattern, target, pins)
     deployed = target is not None and target in live
-    wait = _wait_step(publish.state == DONE, deployed, pinset, now)
+    wait = _wait_step(publish.state == DONE, deployed, pinset, now, uptake, threshold, policy)
     deploy = _deploy_step(pinset.channel, wait.state == DONE, target, live)
     retire = _retire_step(pinset.channel, pattern, deploy.state == DONE, pins, live)
     return RotationPlan(
-        host, pinset.channel, pinset.version, pattern, pins, live, target,
-        (publish, wait, deploy, retire), tuple(problems),
+        host,
+        pinset.channel,
+        pinset.version,
+        pattern,
+        pins,
+        live,
+        target,
+        (publish, wait, deploy, retire),
+        tuple(problems),
     )

@@ -76,42 +76,58 @@ def _verdict(candidate: Candidate, shown: str, host: str, book: RuleBook) -> Ver
     common = {"source": candidate.source, "host": shown, "population": book.population}
     if rule is None:
         return Verdict(
-            **common, accepted=True, rule=None, mode=None, matched_pin=None,
-            reason="no rule covers the host: normal TLS validation only", pin_to_publish=None,
+            **common,
+            accepted=True,
+            rule=None,
+            mode=None,
+            matched_pin=None,
+            reason="no rule covers the host: normal TLS validation only",
+            pin_to_publish=None,
         )
     named = {"rule": str(rule.pattern), "mode": rule.mode.value}
     if rule.mode is Mode.DISABLED:
         return Verdict(
-            **common, **named, accepted=True, matched_pin=None,
-            reason="the rule is disabled: normal TLS validation only", pin_to_publish=None,
+            **common,
+            **named,
+            accepted=True,
+            matched_pin=None,
+            reason="the rule is disabled: normal TLS validation only",
+            pin_to_publish=None,
         )
     matched = next((pin for pin in candidate.pins if pin in rule.pins), None)
     if matched is not None:
         depth = candidate.pins.index(matched)
         return Verdict(
-            **common, **named, accepted=True, matched_pin=matched,
+            **common,
+            **named,
+            accepted=True,
+            matched_pin=matched,
             reason=f"pin of {'the leaf key' if depth == 0 else f'chain depth {depth}'} "
             f"is in rule {rule.pattern} ({rule.origin})",
             pin_to_publish=None,
         )
     if rule.mode is Mode.REPORT_ONLY:
         return Verdict(
-            **common, **named, accepted=True, matched_pin=None,
+            **common,
+            **named,
+            accepted=True,
+            matched_pin=None,
             reason=f"no key is pinned by rule {rule.pattern}: report-only, so clients connect "
             "and send a violation report",
             pin_to_publish=candidate.key_pin,
         )
     return Verdict(
-        **common, **named, accepted=False, matched_pin=None,
+        **common,
+        **named,
+        accepted=False,
+        matched_pin=None,
         reason=f"no key of the {candidate.kind} is pinned by rule {rule.pattern} "
         f"({rule.origin}): these clients would refuse the host",
         pin_to_publish=candidate.key_pin,
     )
 
 
-def judge(
-    candidate: Candidate, hosts: Sequence[str], books: Sequence[RuleBook]
-) -> list[Verdict]:
+def judge(candidate: Candidate, hosts: Sequence[str], books: Sequence[RuleBook]) -> list[Verdict]:
     """Every (host, population) verdict for ``candidate``; ``hosts`` are normalised names."""
     return [
         _verdict(candidate, shown, host, book)

@@ -15,13 +15,14 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pinwarden.server._errors import ValidationError
 from pinwarden.server._events import EventBroker, Subscription, pinset_event
+from pinwarden.server._fetch_counts import FetchCounter
 from pinwarden.server._metrics import Metrics
 from pinwarden.server._ratelimit import RateLimiter
 from pinwarden.server._reports import MAX_REPORT_BYTES, parse_report
@@ -68,8 +69,10 @@ class PublicEndpoints:
         heartbeat_seconds: float,
         database_state: Callable[[], bool],
         health_detail: Callable[[], list[str]] = list,
+        fetches: FetchCounter | None = None,
     ) -> None:
         self.store, self.broker, self.metrics = store, broker, metrics
+        self.fetches = fetches or FetchCounter()
         self._save_report, self._limiter = save_report, limiter
         self._heartbeat = heartbeat_seconds
         self._database_state = database_state
@@ -79,7 +82,7 @@ class PublicEndpoints:
         return [
             Route(
                 "/v1/channels/{channel:path}/pinset",
-                PinsetEndpoint(self.store, self.metrics),
+                PinsetEndpoint(self.store, self.metrics, self.fetches),
                 methods=["GET"],
             ),
             Route(
@@ -184,7 +187,7 @@ class PublicEndpoints:
 
     async def report(self, request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        if not self._limiter.allow(client):
+        if not await self._limiter.acquire(client):  # this replica's buckets, then all's
             self.metrics.reports["rate_limited"] += 1
             return JSONResponse(
                 {"error": "too many reports"},
@@ -197,6 +200,9 @@ class PublicEndpoints:
             return JSONResponse({"error": "send the report as application/json"}, 415)
         try:
             report = parse_report(await request.body())
+        except ClientDisconnect:  # gone mid-body, or cut at the body deadline (_deadlines)
+            self.metrics.reports["invalid"] += 1
+            return Response(status_code=400)
         except ValidationError as error:
             self.metrics.reports["invalid"] += 1
             return JSONResponse({"error": str(error)}, status_code=422)
@@ -229,19 +235,27 @@ class PublicEndpoints:
 
 
 class PinsetEndpoint:
-    """``GET /v1/channels/{channel}/pinset``: the hot path, a raw ASGI app (no Request/Response)."""
+    """``GET /v1/channels/{channel}/pinset``: the hot path, a raw ASGI app (no Request/Response).
 
-    __slots__ = ("_metrics", "_store")
+    A 200 and a 304 both leave the client holding the served version: both are counted for it
+    (``FetchCounter``), which is how ``rotate plan`` knows clients have a new pin.
+    """
 
-    def __init__(self, store: PublishedStore, metrics: Metrics) -> None:
-        self._store, self._metrics = store, metrics
+    __slots__ = ("_fetches", "_metrics", "_store")
+
+    def __init__(self, store: PublishedStore, metrics: Metrics, fetches: FetchCounter) -> None:
+        self._store, self._metrics, self._fetches = store, metrics, fetches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        document = self._store.pinset(scope["path_params"]["channel"])
+        channel = scope["path_params"]["channel"]
+        document = self._store.pinset(channel)
         if document is None:
             self._metrics.pinset_responses[404] += 1
             await _not_found(send)
             return
+        if scope["method"] == "GET":  # a HEAD leaves the client holding nothing new
+            client = scope.get("client")
+            self._fetches.count(channel, document.version, client[0] if client else "")
         if_none_match = _header(scope, b"if-none-match")
         if if_none_match is not None and document.matches(if_none_match):
             self._metrics.pinset_responses[304] += 1
