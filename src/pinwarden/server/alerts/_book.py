@@ -48,6 +48,8 @@ class AlertKind(str, enum.Enum):
     HOST_UNREACHABLE = "host-unreachable"
     PINSET_EXPIRING = "pinset-expiring"
     REPORT_SURGE = "report-surge"
+    CT_UNPINNED_KEY = "ct-unpinned-key"  # docs/ct.md
+    CT_LOG_MISBEHAVING = "ct-log-misbehaving"  # docs/ct.md
 
 
 class AlertEvent(str, enum.Enum):

@@ -10,6 +10,9 @@ verified chain of each of its hosts:
 - a pin that was seen live before and is now gone from every host of the rule: retire it, but
   only when every host was reached at its last check, and the rule keeps a pin matching each
   host and one backup outside the live chains.
+- a certificate logged in CT for the rule's hosts with a key the rule does not pin (docs/ct.md):
+  once a person has acknowledged its alert (it is a colleague's renewal, not a mis-issuance),
+  add its key; until then a note, since the same sighting may be an attacker's certificate.
 
 ``apply_suggestion`` makes the changes to the draft and publishes through the publisher's safe
 path: the live-chain checks still run and can refuse (docs/operations.md, "Suggestions").
@@ -30,6 +33,8 @@ from pinwarden.server._channels import add_pin, get_channel, remove_pin
 from pinwarden.server._errors import ValidationError
 from pinwarden.server._models import Rule
 from pinwarden.server._publish import Publisher, PublishOutcome
+from pinwarden.server.alerts import Alert, AlertKind
+from pinwarden.server.ct import CtSighting
 from pinwarden.server.monitor import MonitoredHost, checked_channel_name
 
 __all__ = ["ChangeKind", "PinChange", "Suggestion", "apply_suggestion", "suggest"]
@@ -108,7 +113,71 @@ def suggest(
     for rule in channel.rules:
         if rule.mode != "disabled" and hosts.get(rule.pattern):
             changes += _rule_changes(rule, hosts[rule.pattern], now, expiry_warning)
+    changes += _ct_changes(session, channel.name, channel.rules, changes, now)
     return Suggestion(channel.name, tuple(changes))
+
+
+def _ct_changes(
+    session: Session,
+    channel: str,
+    rules: Sequence[Rule],
+    earlier: Sequence[PinChange],
+    now: datetime,
+) -> list[PinChange]:
+    """Keys of unexpired certificates logged in CT that the rule does not pin yet: added once
+    their alert is acknowledged, noted before."""
+    enabled = {
+        rule.pattern: {entry.pin for entry in rule.pins}
+        for rule in rules
+        if rule.mode != "disabled"
+    }
+    suggested = {(change.pattern, change.pin) for change in earlier}
+    sightings = session.scalars(
+        select(CtSighting)
+        .where(CtSighting.channel == channel, CtSighting.pinned.is_(False))
+        .where(CtSighting.not_after > now)
+        .order_by(CtSighting.id)
+    )
+    changes: list[PinChange] = []
+    for sighting in sightings:
+        pins = enabled.get(sighting.pattern)
+        key = (sighting.pattern, sighting.leaf_pin)
+        if pins is None or sighting.leaf_pin in pins or key in suggested:
+            continue
+        suggested.add(key)
+        alert = session.scalar(
+            select(Alert)
+            .where(
+                Alert.kind == AlertKind.CT_UNPINNED_KEY.value,
+                Alert.subject == sighting.alert_subject,
+            )
+            .order_by(Alert.id.desc())
+            .limit(1)
+        )
+        names = ", ".join(sighting.names[:3])
+        logged = f"a certificate for {names} logged in CT on {sighting.seen_at.date()}"
+        if alert is not None and alert.acked_by is not None:
+            changes.append(
+                PinChange(
+                    sighting.pattern,
+                    ChangeKind.ADD,
+                    f"{logged} (alert #{alert.id}, acknowledged by {alert.acked_by}) uses this key",
+                    sighting.leaf_pin,
+                    "CT-logged key (suggested)",
+                )
+            )
+        else:
+            number = f" (alert #{alert.id})" if alert is not None else ""
+            changes.append(
+                PinChange(
+                    sighting.pattern,
+                    ChangeKind.NOTE,
+                    f"{logged}{number} uses the key {sighting.leaf_pin}, not pinned: if it is "
+                    "yours, acknowledge the alert and its pin is suggested; if not, it was "
+                    "mis-issued (have it revoked)",
+                )
+            )
+    return changes
 
 
 def _rule_changes(
