@@ -1,0 +1,170 @@
+"""The dashboard's HTTP contract without a browser, against a real server: the session cookie's
+attributes (Secure over TLS), CSRF on every form, login failures, logout, and hostile form and
+query input answered with a 4xx page, never a 5xx."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from pinwarden.server.ui._actions import ACTIONS
+from tests.server.server_harness import LiveServer, PinServer
+
+pytestmark = pytest.mark.network
+
+CHANNEL = "com.example.app/prod"
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def _logged_in(url: str, token: str, **options: object) -> tuple[httpx.Client, str, list[str]]:
+    """A client with a session; the CSRF value of its forms and the login's Set-Cookie lines."""
+    client = httpx.Client(base_url=url, timeout=30, **options)  # type: ignore[arg-type]
+    login = client.get("/ui/login")
+    response = client.post("/ui/login", data={"csrf": _csrf(login.text), "token": token})
+    assert response.status_code == 303, response.text
+    cookies = response.headers.get_list("set-cookie")
+    return client, _csrf(client.get("/ui/").text), cookies
+
+
+@pytest.fixture
+def server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
+    started = live_server_factory(operations=False)
+    with started.client() as admin:
+        admin.post("/v1/admin/channels", json={"name": CHANNEL}).raise_for_status()
+        rule = {"pattern": "api.example.com", "mode": "disabled"}
+        admin.post(f"/v1/admin/channels/{CHANNEL}/rules", json=rule).raise_for_status()
+    return started
+
+
+def test_the_session_cookie_is_httponly_strict_short_lived_and_not_secure_over_http(
+    server: LiveServer,
+) -> None:
+    client, _, cookies = _logged_in(server.url, server.admin_token)
+    session = next(line for line in cookies if line.startswith("pinwarden_ui="))
+    attributes = {part.strip().lower() for part in session.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/ui", "max-age=3600"} <= attributes
+    assert "secure" not in attributes
+    page = client.get("/ui/")
+    assert page.status_code == 200
+    assert "script-src" not in page.headers["content-security-policy"]  # no script at all
+    assert page.headers["cache-control"] == "no-store"
+    client.close()
+
+
+def test_over_tls_the_session_cookie_is_secure(
+    pin_server_factory: Callable[..., PinServer],
+    trust_ca: tuple[trustme.CA, str],
+    tmp_path: Path,
+) -> None:
+    ca, ca_file = trust_ca
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    verify = ssl.create_default_context(cafile=ca_file)
+    served = pin_server_factory(
+        extra_args=["--tls-cert", str(cert), "--tls-key", str(key)], verify=verify
+    )
+    client, _, cookies = _logged_in(served.url, served.admin_token, verify=verify)
+    for line in cookies:
+        if line.startswith("pinwarden_ui="):
+            assert "secure" in line.lower().split("; ")
+    assert client.get("/ui/").status_code == 200
+    client.close()
+
+
+def test_a_form_without_the_session_csrf_value_changes_nothing(server: LiveServer) -> None:
+    client, csrf, _ = _logged_in(server.url, server.admin_token)
+    form = {"channel": CHANNEL, "pattern": "api.example.com", "pin": "sha256/" + "A" * 43 + "="}
+    for sent in ({}, {"csrf": ""}, {"csrf": csrf[:-1] + "x"}):
+        response = client.post("/ui/pins", data={**form, **sent})
+        assert response.status_code == 403, response.text
+        assert "stale or was not sent by the dashboard" in response.text
+    # Another site's page cannot send the cookie (SameSite=Strict); without it: the login page.
+    anonymous = httpx.Client(base_url=server.url)
+    assert anonymous.post("/ui/pins", data={**form, "csrf": csrf}).status_code == 303
+    assert client.post("/ui/pins", data={**form, "csrf": csrf}).status_code == 303  # accepted
+    with server.client() as admin:
+        pins = admin.get(f"/v1/admin/channels/{CHANNEL}").json()["rules"][0]["pins"]
+    assert len(pins) == 1
+    client.close()
+    anonymous.close()
+
+
+def test_the_login_form_needs_its_csrf_cookie_a_valid_token_and_stops_guessers(
+    server: LiveServer,
+) -> None:
+    client = httpx.Client(base_url=server.url)
+    assert client.post("/ui/login", data={"token": server.admin_token}).status_code == 403
+    for attempt in range(25):
+        csrf = _csrf(client.get("/ui/login").text)
+        response = client.post("/ui/login", data={"csrf": csrf, "token": f"pwt_{attempt}"})
+        if response.status_code == 429:
+            break
+        assert response.status_code == 401 and "Not logged in" in response.text
+    assert response.status_code == 429
+    client.close()
+
+
+def test_logging_out_ends_the_session(server: LiveServer) -> None:
+    client, csrf, _ = _logged_in(server.url, server.admin_token)
+    cookie = client.cookies["pinwarden_ui"]
+    assert client.post("/ui/logout", data={"csrf": csrf}).headers["location"] == "/ui/login"
+    again = httpx.Client(base_url=server.url, cookies={"pinwarden_ui": cookie})
+    assert again.get("/ui/").headers["location"] == "/ui/login"
+    with server.client() as admin:
+        actions = [entry["action"] for entry in admin.get("/v1/admin/audit").json()]
+    assert actions[:2] == ["ui.logout", "ui.login"]
+    client.close()
+    again.close()
+
+
+HOSTILE_FORMS = [
+    {"channel": CHANNEL, "pattern": "api.example.com", "pin": "sha256/\x00"},
+    {"channel": "\x00", "pattern": "x", "pin": "y"},
+    {"channel": CHANNEL, "pattern": "a" * 70_000, "pin": "y"},
+    {"channel": ["a"] * 60},
+    {"channel": "no/such/channel", "pattern": "x", "pin": "sha256/x", "id": "7"},
+]
+
+
+def test_hostile_forms_and_queries_get_a_4xx_page(server: LiveServer) -> None:
+    client, csrf, _ = _logged_in(server.url, server.admin_token)
+    for path in (f"/ui/{action}" for action in ACTIONS):
+        for form in HOSTILE_FORMS:
+            response = client.post(path, data={**form, "csrf": csrf})  # type: ignore[dict-item]
+            assert 400 <= response.status_code < 500, (path, form, response.status_code)
+        encoded = f"csrf={csrf}&channel=%ED%A0%80&to_version=99999999999999999999&id=-1&name=%FF"
+        response = client.post(
+            path, content=encoded, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert 400 <= response.status_code < 500, (path, response.text)
+        upload = client.post(path, data={"csrf": csrf}, files={"pin": ("a.txt", b"x")})
+        assert 400 <= upload.status_code < 500, path
+    long_label = {"channel": CHANNEL, "pattern": "api.example.com", "label": "x" * 201}
+    pin = {"pin": "sha256/" + "A" * 43 + "=", "csrf": csrf}
+    assert client.post("/ui/pins", data={**long_label, **pin}).status_code == 422
+    for query in ("name=%00", "name=%ED%A0%80", "name=" + "a" * 5000, "name=no/such", ""):
+        response = client.get(f"/ui/channel?{query}")
+        assert 400 <= response.status_code < 500, (query, response.status_code)
+    assert client.get("/ui/audit?target=%00").status_code == 422
+    assert client.get("/ui/audit?target=" + "a" * 600).status_code == 422
+    big = client.post(
+        "/ui/pins",
+        content=b"a" * 70_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert big.status_code == 413
+    assert client.get("/ui/").status_code == 200  # still signed in: nothing above logged out
+    client.close()
