@@ -265,7 +265,12 @@ def run_uvicorn_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        proxy_headers=False,  # as `pinwarden serve`: X-Forwarded-For only from --trusted-proxy
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

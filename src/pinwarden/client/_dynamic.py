@@ -22,13 +22,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pinwarden.client._cache import PinCache
+from pinwarden.client._cache import PinCache, channel_directory_name
 from pinwarden.client._events import EventCallback, EventKind, PinEvent, PinStatus, emit
 from pinwarden.client._fetch import (
     FetchError,
@@ -294,27 +295,34 @@ class DynamicPins:
         max_keyring_steps: int,
         now: datetime,
     ) -> tuple[TrustStore, tuple[VerifiedPins | None, datetime | None]]:
-        """The trust store over ``cache_dir``, loaded; without a cache when the directory cannot
-        be used (read-only, full, not a directory): a ``cache-write-failed`` event, and the pins
-        and version floor live in memory only, as with ``cache_dir=None``. The constructor never
-        fails on a cache."""
+        """The trust store over ``cache_dir``, loaded. When the directory cannot be used
+        (read-only, full, not a directory): a ``cache-write-failed`` event, and new pin sets and
+        the version floor live in memory only. A cache that can still be read (a disk remounted
+        read-only) is read: its last good pin set, verified again as always, applies rather than
+        the bootstrap pins, and each write that fails later says so again. Otherwise the client
+        runs as with ``cache_dir=None``. The constructor never fails on a cache."""
+
+        def loaded(
+            cache: PinCache | None,
+        ) -> tuple[TrustStore, tuple[VerifiedPins | None, datetime | None]]:
+            store = TrustStore(shipped, cache, channel=channel,
+                               max_keyring_steps=max_keyring_steps, emit=self._emit)
+            return store, store.load(now)
+
         if cache_dir is not None:
             try:
-                cache = PinCache.for_channel(cache_dir, channel, claimed_channel)
-                store = TrustStore(shipped, cache, channel=channel,
-                                   max_keyring_steps=max_keyring_steps, emit=self._emit)
-                return store, store.load(now)
+                return loaded(PinCache.for_channel(cache_dir, channel, claimed_channel))
             except OSError as error:
                 self._emit(PinEvent(
                     EventKind.CACHE_WRITE_FAILED,
                     f"cache_dir {os.fspath(cache_dir)!r} cannot be used "
-                    f"({error.strerror or error}); running without a cache: the version floor "
-                    "lasts only as long as the process",
+                    f"({error.strerror or error}); new pin sets and the version floor live in "
+                    "memory only, as long as the process",
                     error=error,
                 ))
-        store = TrustStore(shipped, None, channel=channel, max_keyring_steps=max_keyring_steps,
-                           emit=self._emit)
-        return store, store.load(now)
+            with suppress(OSError):  # read what it holds, if it can be read
+                return loaded(PinCache(Path(cache_dir) / channel_directory_name(channel)))
+        return loaded(None)
 
     def _report_poster(
         self,

@@ -10,7 +10,9 @@ streamed). The routes' dependencies then check the scope of the principal the ga
 
 Every refusal (401 here, 403 in the API, 429) goes to ``AdminRefusals``: counted in ``/metrics``,
 logged without the token, and a client address that presents too many bad tokens is answered
-429 for a while without a lookup.
+429 for a while without a lookup. The bad tokens are counted in this process and in the buckets
+the replicas share (``Services.shared_limits``), so guessing through every replica of a
+deployment buys no more tries than guessing through one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ _PRINCIPAL = "pinwarden.principal"
 _PUBLIC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
 # Bad tokens one client address may present at once, then per minute (docs/reliability.md).
 _FAILURE_BURST, _FAILURES_PER_MINUTE = 200, 30
+# The refusals that spend from the budget: a token was shown, and it was not a valid one.
+_GUESSES = frozenset({"invalid", "revoked", "expired"})
 
 
 class AdminRefusals:
@@ -62,7 +66,7 @@ class AdminRefusals:
         """Count and log one refusal (method, path, client and reason: never the token)."""
         self.counts[reason] += 1
         client = _client(scope)
-        if reason in ("invalid", "revoked", "expired"):
+        if reason in _GUESSES:
             self.failures.spend(client)
         logger.warning(
             "pinwarden: refused admin request %s %r from %s: %s",
@@ -113,7 +117,7 @@ async def _answer(
     send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """A JSON error; ``connection: close`` so an unread request body is not read after it."""
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()  # as the API's own
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -138,6 +142,7 @@ class AdminGate:
         # The admin API's own record (``build_admin_api``), so that 401s here, 403s there and
         # the one ``/metrics`` counter agree.
         self._refusals: AdminRefusals = app.state.refusals
+        self._refusals.failures.share(app.state.services.shared_limits)
 
     def _authenticate(self, token: str | None) -> Principal:
         with self._sessions() as session:
@@ -147,7 +152,8 @@ class AdminGate:
         if scope["type"] != "http" or self._is_public(scope):
             await self._app(scope, receive, send)
             return
-        if self._refusals.failures.exhausted(_client(scope)):
+        client = _client(scope)
+        if await self._refusals.failures.exhausted_anywhere(client):
             self._refusals.refuse(scope, "rate_limited")
             retry = str(self._refusals.failures.retry_after()).encode()
             await _answer(send, 429, "too many failed authentications", [(b"retry-after", retry)])
@@ -156,6 +162,8 @@ class AdminGate:
             principal = await run_in_threadpool(self._authenticate, _bearer_token(scope))
         except AuthError as error:
             self._refusals.refuse(scope, error.reason)
+            if error.reason in _GUESSES:
+                await self._refusals.failures.spend_shared(client)
             await _answer(send, 401, str(error), [(b"www-authenticate", b"Bearer")])
             return
         except DBAPIError as error:
