@@ -29,6 +29,8 @@ fails when a class is missing here or drawn under the wrong parent::
     │   ├── LiveChainError              pinwarden.rotation: a host's live chain not readable
     │   ├── MaterialError               pinwarden.rotation: no certificate, chain, key or CSR naming
     │   │                               a usable host (preflight input)
+    │   ├── UptakeError                 pinwarden.rotation: the server's fetch counts unreadable
+    │   ├── ExportRefused               pinwarden.export: a channel a platform cannot pin safely
     │   └── ServerError                 pinwarden.server: the pin server refuses a request
     │       ├── ValidationError         pinwarden.server: bad input (422)
     │       ├── NotFoundError           pinwarden.server: no such channel, rule, version (404)
@@ -38,6 +40,17 @@ fails when a class is missing here or drawn under the wrong parent::
     │       ├── UnsafePublishError      pinwarden.server: safe publishing refused the rules
     │       ├── ConfigError             pinwarden.server: a server setting out of range
     │       └── SnapshotError           pinwarden.server._snapshot: a stored snapshot unreadable
+    ├── ValueError
+    │   ├── BadTreeHead                 pinwarden.server.ct._heads: a CT tree head that does not
+    │   │   │                           parse or verify (internal: the watch raises an alert)
+    │   │   └── BadSignature            pinwarden.server.ct._heads: not signed by the log's key
+    │   ├── LogListError                pinwarden.server.ct._loglist: a CT log list unreadable
+    │   └── MalformedEntry              pinwarden.server.ct._wire: a CT log entry that does not
+    │                                   parse
+    ├── LogFetchError                   pinwarden.server.ct._fetch: a CT log request failed
+    │   └── LogNotFound                 pinwarden.server.ct._fetch: the CT log answered 404
+    ├── LogMisbehaved                   pinwarden.server.ct._readers: a CT log contradicts what it
+    │                                   signed (internal: the watch raises an alert)
     ├── RuntimeError
     │   ├── PinningUnavailableError     pinwarden.client: something in the process keeps pins from
     │   │                               being enforced (gevent or eventlet patched ``ssl``, ...)

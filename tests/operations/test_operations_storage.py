@@ -15,9 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pinwarden.server import make_engine, upgrade_database
 from pinwarden.server._database import make_session_factory
+from pinwarden.server._fetch_counts import FetchCount  # noqa: F401 (its table)
 from pinwarden.server._models import Base
+from pinwarden.server._shared_limits import RateBucket  # noqa: F401 (its table)
 from pinwarden.server.alerts import Alert, AlertBook, AlertKind, Condition
+from pinwarden.server.ct import CtLogState  # noqa: F401 (its tables)
 from pinwarden.server.freshness import take_lease
+from pinwarden.server.ui import UISession  # noqa: F401 (its table)
 from tests.operations.operations_harness import START
 
 OPERATIONS_TABLES = {

@@ -20,8 +20,10 @@ from importlib import metadata
 from pinwarden.cli import (
     _admin,
     _check,
+    _ct,
     _demo,
     _documents,
+    _export,
     _keygen,
     _keys,
     _monitor,
@@ -44,7 +46,8 @@ __all__ = ["main", "run"]
 
 # Each module adds its subcommands with register(subparsers).
 _COMMAND_MODULES = (
-    _pin, _keygen, _check, _keys, _documents, _server, _admin, _monitor, _preflight, _rotate, _demo
+    _pin, _keygen, _check, _keys, _documents, _server, _admin, _monitor, _preflight, _rotate, _demo,
+    _export, _ct,
 )
 
 

@@ -155,6 +155,25 @@ def port(text: str) -> int:
     return number
 
 
+def trusted_proxy(text: str) -> str:
+    """An argparse type: an IP address or network, as uvicorn's proxy-header check reads it."""
+    import ipaddress
+
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+def _behind_proxies(app: Any, args: argparse.Namespace) -> Any:
+    """Take the client address from ``X-Forwarded-For`` only on a connection from a
+    ``--trusted-proxy``: the report limits and the failed-token budget are per client address,
+    and any client can write the header. uvicorn's own check (on by default, trusting
+    127.0.0.1) is turned off; this one serves both servers."""
+    if not args.trusted_proxy:
+        return app
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return ProxyHeadersMiddleware(app, trusted_hosts=list(args.trusted_proxy))
+
+
 # The tuning options of serve and quickstart, as (option, type, the ServerConfig field it sets,
 # help). Their defaults and ranges are ServerConfig's (docs/server.md lists them): an option not
 # given is left out, so the server's default applies.
@@ -182,6 +201,22 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", help="extra CA certificates for the live-chain checks")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", help="… and this private key (PEM)")
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=trusted_proxy,
+        metavar="ADDRESS",
+        help="a reverse proxy's address or network (repeatable): only a request from one of "
+        "them may name its client in X-Forwarded-For; without it the header is ignored "
+        "(docs/reliability.md)",
+    )
+    parser.add_argument(
+        "--limits-redis-url",
+        metavar="URL",
+        help="keep the rate limits the replicas share in Redis (redis://host:6379/0) instead of "
+        "the database (docs/reliability.md)",
+    )
     for option, kind, field, help_text in _TUNING_OPTIONS:
         parser.add_argument(
             option, type=kind, dest=field, help=f"{help_text} (default: docs/server.md)"
@@ -200,6 +235,19 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=URL",
         help="send alerts to URL (repeatable); its whsec_ secret comes from the environment "
         "variable PINWARDEN_WEBHOOK_<NAME>_SECRET (docs/operations.md)",
+    )
+    parser.add_argument(
+        "--ct-log-list",
+        action="append",
+        default=[],
+        metavar="FILE_OR_URL",
+        help="watch the CT logs of this v3 log list (repeatable; docs/ct.md)",
+    )
+    parser.add_argument(
+        "--ct-every-minutes",
+        type=_ct_minutes,
+        metavar="MINUTES",
+        help="minutes between CT watch rounds (default: 5)",
     )
 
 
@@ -331,6 +379,15 @@ def _webhooks(given: list[str]) -> tuple[Any, ...]:
     return tuple(endpoints)
 
 
+def _ct_minutes(text: str) -> timedelta:
+    """``--ct-every-minutes``: from 10 seconds to a day, ``ServerConfig.ct_interval``'s range
+    (read here without importing the server, which argparse runs before the handler)."""
+    minutes = float(text)
+    if not 10 / 60 <= minutes <= 1440:
+        raise ValueError(text)
+    return timedelta(minutes=minutes)
+
+
 def _monitor_schedule(given: list[str]) -> tuple[tuple[str, timedelta], ...]:
     """``--monitor-every CHANNEL=MINUTES`` options; the ranges are ServerConfig's."""
     schedule = []
@@ -361,6 +418,9 @@ def _config(
             ca_file=args.ca_file,
             webhooks=_webhooks(args.webhook),
             monitor_schedule=_monitor_schedule(args.monitor_every),
+            ct_log_lists=tuple(args.ct_log_list),
+            **({"ct_interval": args.ct_every_minutes} if args.ct_every_minutes else {}),
+            limits_redis_url=args.limits_redis_url,
             **_tuning(args),
         )
     except ConfigError as error:
@@ -421,8 +481,13 @@ def _serve(args: argparse.Namespace, config: ServerConfig) -> None:
 def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from pinwarden.server._deadlines import DeadlineProtocol
+
+    app = _behind_proxies(app, args)
     config = uvicorn.Config(
         app,
+        proxy_headers=False,  # _behind_proxies decides
+        http=DeadlineProtocol,  # slow clients: deadlines on each request's head and body
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -440,6 +505,7 @@ def _serve_granian(app: Any, args: argparse.Namespace) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.server.embed import Server
 
+    app = _behind_proxies(app, args)
     server = Server(
         app,
         address=args.host,
@@ -523,9 +589,15 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
+    from pinwarden.server.ui import login_token
+
     base = config.public_url
     channel_url = f"{base}/v1/channels/{_DEMO_CHANNEL}/pinset"
+    with _database_errors():
+        token = login_token(config.database_url)
     print(f"server:  {base}   (admin API docs: {base}/v1/admin/docs)")
+    print(f"dashboard: {base}/ui/   (log in with this admin token, made now, valid 12 hours:)")
+    print(f"           {token}")
     print(f"channel: {base}/v1/channels/{_DEMO_CHANNEL}   (the URL DynamicPins takes)")
     print(f"pin set: {channel_url}")
     print(f"events:  {base}/v1/channels/{_DEMO_CHANNEL}/events")

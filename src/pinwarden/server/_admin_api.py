@@ -9,6 +9,7 @@ change is audited by the service it calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -27,6 +28,7 @@ from pinwarden.server._admin_gate import AdminRefusals, authenticated_principal
 from pinwarden.server._audit import list_audit, record
 from pinwarden.server._database import is_connection_failure
 from pinwarden.server._errors import AuthError, ScopeError, ServerError, UnsafePublishError
+from pinwarden.server._fetch_counts import FETCH_RETENTION_SECONDS, fetch_report
 from pinwarden.server._fields import (
     INT32_MAX,
     Count32,
@@ -158,6 +160,11 @@ class RuleUpdate(_Body):
 class PinCreate(_Body):
     pin: NameText
     label: NameText = ""
+    role: NameText | None = None  # leaf, intermediate, root, backup; default: from the live chain
+
+
+class PinRole(_Body):
+    role: NameText
 
 
 class PublishBody(_Body):
@@ -263,6 +270,23 @@ def _channel_routes(router: APIRouter) -> None:
         with services.sessions() as session:
             return [_document_view(doc) for doc in history(session, channel, limit=limit)]
 
+    @router.get("/channels/{channel:path}/fetches", **_scope("read"))
+    async def fetches(
+        channel: str,
+        services: ServicesDep,
+        principal: ReadScope,
+        window: int = Query(3600, ge=60, le=FETCH_RETENTION_SECONDS),
+    ) -> dict[str, Any]:
+        """Pin-set fetches by version over the last ``window`` seconds, summed over replicas
+        (this one's counts stored first; the others' are at most a flush behind)."""
+        await services.fetch_counter.flush(services.sessions, services.config.replica_id)
+
+        def read() -> dict[str, Any]:
+            with services.sessions() as session:
+                return fetch_report(session, channel, window)
+
+        return await asyncio.to_thread(read)
+
     @router.get(
         "/channels/{channel:path}/pinset/{version}",
         response_class=Response,
@@ -354,9 +378,30 @@ def _channel_routes(router: APIRouter) -> None:
     ) -> dict[str, Any]:
         with services.sessions.begin() as session:
             pin = channels.add_pin(
-                session, channel, pattern, body.pin, principal.actor, label=body.label
+                session,
+                channel,
+                pattern,
+                body.pin,
+                principal.actor,
+                label=body.label,
+                role=body.role,
             )
-            return {"pin": pin.pin, "label": pin.label}
+            return {"pin": pin.pin, "label": pin.label, "role": pin.role}
+
+    @router.patch("/channels/{channel:path}/rules/{pattern}/pins", **_scope("write"))
+    def set_pin_role(
+        channel: str,
+        pattern: str,
+        body: PinRole,
+        services: ServicesDep,
+        principal: WriteScope,
+        pin: str = Query(description="the pin whose chain role to set, sha256/…"),
+    ) -> dict[str, Any]:
+        with services.sessions.begin() as session:
+            entry = channels.set_pin_role(
+                session, channel, pattern, pin, body.role, principal.actor
+            )
+            return {"pin": entry.pin, "label": entry.label, "role": entry.role}
 
     @router.delete("/channels/{channel:path}/rules/{pattern}/pins", **_scope("write"))
     def remove_pin(

@@ -26,12 +26,14 @@ from pinwarden.server._database import (
 )
 from pinwarden.server._errors import ConflictError
 from pinwarden.server._events import EventBroker
+from pinwarden.server._fetch_counts import FetchCounter, add_fetch_metrics
 from pinwarden.server._metrics import Metrics
 from pinwarden.server._models import KeyringRecord
 from pinwarden.server._public import PublicEndpoints
 from pinwarden.server._publish import LiveChainSource, Publisher, PublishOutcome
-from pinwarden.server._ratelimit import RateLimiter
+from pinwarden.server._ratelimit import RateLimiter, SharedSide
 from pinwarden.server._reports import ReportRetention, store_report
+from pinwarden.server._shared_limits import shared_buckets
 from pinwarden.server._signing import KeyDirectorySigner, sync_keyrings
 from pinwarden.server._store import PublishedStore
 from pinwarden.server._sync import (
@@ -41,8 +43,10 @@ from pinwarden.server._sync import (
     served_document,
 )
 from pinwarden.server.alerts import AlertBook, WebhookDispatcher, open_alert_counts
+from pinwarden.server.ct import CtWatcher, add_ct_metrics
 from pinwarden.server.freshness import Freshener
 from pinwarden.server.monitor import Monitor, MonitorPolicy
+from pinwarden.server.ui import build_dashboard
 
 __all__ = ["PinServerApp", "Services", "create_app"]
 
@@ -62,6 +66,7 @@ class Services:
             max_streams_per_client=config.sse_max_streams_per_client,
         )
         self.metrics = Metrics()
+        self.fetch_counter = FetchCounter()  # pin-set fetches by version (rotate plan)
         self.database_up = True
         self.signer = (
             KeyDirectorySigner(config.key_dir, config.passphrase)
@@ -96,11 +101,20 @@ class Services:
             self.database_state,
             poll_seconds=config.poll_seconds,
         )
+        # The rate limits every replica shares (docs/reliability.md): in Redis where configured,
+        # else in the database; the admin gate's failed-token budget takes from them too.
+        self.shared_limits = SharedSide(shared_buckets(self.sessions, config.limits_redis_url))
         self.limiter = RateLimiter(
             config.report_burst,
             config.report_per_minute,
             total_burst=config.report_total_burst,
             total_per_minute=config.report_total_per_minute,
+            shared=self.shared_limits,
+        )
+        self.metrics.add_counter(
+            "pinwarden_shared_limit_errors_total",
+            "Failed calls to the replicas' shared rate limits (each replica then limits alone).",
+            lambda: [({}, self.shared_limits.failures)],
         )
         self.report_retention = ReportRetention(config.report_max_rows, config.report_max_age)
         self.metrics.add_gauge(
@@ -128,8 +142,14 @@ class Services:
             policy=MonitorPolicy(timeout=config.probe_timeout),
         )
         self.webhooks = WebhookDispatcher(self.sessions, config.webhooks)
+        # Certificate Transparency watch (docs/ct.md): rounds run where log lists are configured.
+        self.ct_watch = CtWatcher(
+            self.sessions, self.alerts, config.ct_log_lists, cafile=config.ca_file
+        )
+        add_ct_metrics(self.metrics, self.ct_watch)
         self.open_alerts: dict[str, int] = {}
         self._operations_metrics()
+        add_fetch_metrics(self.metrics, self.fetch_counter)
 
     def _operations_metrics(self) -> None:
         gauge, counter = self.metrics.add_gauge, self.metrics.add_counter
@@ -187,6 +207,22 @@ class Services:
             ),
             _supervised("webhook delivery", self.webhooks.run_forever),
             _supervised("open-alert count", self._count_open_alerts),
+            *(
+                [
+                    _supervised(
+                        "CT watch",
+                        lambda: self.ct_watch.run_forever(
+                            config.replica_id, every=config.ct_interval
+                        ),
+                    )
+                ]
+                if config.ct_log_lists
+                else []
+            ),
+            _supervised(
+                "fetch counts",
+                lambda: self.fetch_counter.flush_forever(self.sessions, config.replica_id),
+            ),
         )
 
     async def _count_open_alerts(self, every: float = 15.0) -> None:
@@ -316,6 +352,7 @@ def create_app(config: ServerConfig) -> PinServerApp:
         heartbeat_seconds=config.heartbeat_seconds,
         database_state=lambda: services.database_up,
         health_detail=services.health_detail,
+        fetches=services.fetch_counter,
     )
 
     @contextlib.asynccontextmanager
@@ -347,6 +384,7 @@ def create_app(config: ServerConfig) -> PinServerApp:
                     build_admin_api(services), services.sessions, services.database_state
                 ),
             ),
+            Mount("/ui", app=build_dashboard(services)),
         ],
         lifespan=lifespan,
     )

@@ -188,6 +188,16 @@ class ServerConfig:
     monitor_schedule: tuple[tuple[str, timedelta], ...] = ()
     webhooks: tuple[WebhookEndpoint, ...] = ()
     replica_id: str = field(default_factory=_replica_id)
+    # Where the replicas share their rate limits: Redis at this URL, else the database
+    # (docs/reliability.md). Not in repr: the URL may hold a password.
+    limits_redis_url: str | None = field(default=None, repr=False)
+    # The CT watch (docs/ct.md): v3 log lists (files or URLs) and the time between rounds; no
+    # list, no watch.
+    ct_log_lists: tuple[str, ...] = ()
+    ct_interval: timedelta = field(
+        default=timedelta(minutes=5),
+        metadata=_bound(timedelta(seconds=10), timedelta(days=1)),
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -217,6 +227,13 @@ class ServerConfig:
         if not isinstance(self.migrate, bool):
             raise ConfigError(f"migrate must be True or False; got {type(self.migrate).__name__}")
         _check_optional_text("ca_file", self.ca_file, option="--ca-file")
+        _check_optional_text("limits_redis_url", self.limits_redis_url, option="--limits-redis-url")
+        if self.limits_redis_url is not None and not self.limits_redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                "limits_redis_url (--limits-redis-url) must be a redis://, rediss:// or unix:// URL"
+            )
         if self.ca_file is not None:
             _check_ca_file(self.ca_file)
         if not isinstance(self.operations, bool):
@@ -226,6 +243,7 @@ class ServerConfig:
             raise ConfigError("replica_id must be a text of 1 to 200 characters")
         _check_webhooks(self.webhooks)
         _check_monitor_schedule(self.monitor_schedule, self.bounds()["monitor_interval"])
+        _check_ct_log_lists(self.ct_log_lists)
 
     @property
     def default_report_uri(self) -> str | None:
@@ -289,6 +307,14 @@ def _check_monitor_schedule(schedule: object, bound: Bound) -> None:
             raise ConfigError(f"{option} must be a tuple of (channel, interval) pairs")
         _check_text("monitor_schedule channel", entry[0], option="--monitor-every")
         _check_bounded(f"the monitor interval of {entry[0][:200]!r}", entry[1], bound)
+
+
+def _check_ct_log_lists(sources: object) -> None:
+    """A tuple of at most 20 log list files or URLs."""
+    if not isinstance(sources, tuple) or len(sources) > 20:
+        raise ConfigError("ct_log_lists (--ct-log-list) must be a tuple of at most 20 lists")
+    for source in sources:
+        _check_text("ct_log_lists", source, option="--ct-log-list")
 
 
 def _check_webhooks(webhooks: object) -> None:
