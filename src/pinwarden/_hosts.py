@@ -26,7 +26,7 @@ from publicsuffixlist import PublicSuffixList
 
 from pinwarden.errors import InvalidHostError
 
-__all__ = ["HostPattern", "is_loopback", "normalize_host"]
+__all__ = ["HostPattern", "is_loopback", "normalize_host", "public_suffixes"]
 
 _MAX_NAME = 253
 _MAX_LABEL = 63
@@ -41,7 +41,7 @@ _IPV6_CHARACTERS = re.compile(r"[0-9a-fA-F:.]+")
 
 
 @functools.lru_cache(maxsize=1)
-def _public_suffixes() -> PublicSuffixList:
+def public_suffixes() -> PublicSuffixList:
     # The list ships inside the package; nothing is fetched at run time.
     return PublicSuffixList()
 
@@ -202,7 +202,7 @@ class HostPattern:
                 f"host pattern {pattern!r}: a wildcard needs a base of at least two labels "
                 "(it would cover a whole top-level domain)"
             )
-        if not grammar_only and _public_suffixes().is_public(base):
+        if not grammar_only and public_suffixes().is_public(base):
             raise InvalidHostError(
                 f"host pattern {pattern!r} covers the public suffix {base!r}: pin a registrable "
                 "domain or hosts under it"

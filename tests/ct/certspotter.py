@@ -70,12 +70,25 @@ def run_certspotter(
                 elapsed.append(time.perf_counter() - started)
                 done.set()
 
-    reader = threading.Thread(target=watch_stderr, daemon=True)
-    reader.start()
+    found: list[str] = []
+
+    def read_stdout() -> None:
+        # Drained as it comes: with many findings a full pipe would stop certspotter mid-log.
+        assert process.stdout is not None
+        found.extend(process.stdout)
+
+    readers = [
+        threading.Thread(target=target, daemon=True) for target in (watch_stderr, read_stdout)
+    ]
+    for reader in readers:
+        reader.start()
     finished = done.wait(timeout)
     time.sleep(0.5)  # it writes what it found after the download line
     process.terminate()
-    output, _ = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=30)
+    output = "".join(found)
     if not finished:
         raise AssertionError(f"certspotter did not finish: {''.join(errors)[-2000:]}")
     return parse_findings(output), elapsed[0]

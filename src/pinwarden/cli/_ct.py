@@ -24,10 +24,10 @@ from pinwarden.cli._common import (
     printable,
 )
 from pinwarden.cli._server import (
-    _data_dir,
-    _data_option,
-    _database_errors,
-    _require_server_packages,
+    data_dir,
+    data_option,
+    database_errors,
+    require_server_packages,
 )
 
 __all__ = ["register"]
@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
         "watch", help="one round of the watch now (cron); exit 1 if something needs attention"
     )
     watch.add_argument("--once", action="store_true", help="run one round and exit")
-    _data_option(watch)
+    data_option(watch)
     _log_list_option(watch)
     watch.add_argument(
         "--from-start",
@@ -114,7 +114,7 @@ def register(subparsers: Any) -> None:
     sightings = commands.add_parser(
         "sightings", help="certificates logged for pinned hosts, unpinned keys first"
     )
-    _data_option(sightings)
+    data_option(sightings)
     sightings.add_argument("--channel", help="only this channel")
     sightings.add_argument(
         "--limit", type=_positive(1, 10_000), default=100, help="at most this many"
@@ -147,15 +147,15 @@ def _check_text(option: str, text: str) -> None:
 def _run_watch(args: argparse.Namespace) -> int:
     if not args.once:
         raise CommandError("the watch's schedule runs inside pinwarden serve; give --once")
-    _require_server_packages()
+    require_server_packages()
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
     from pinwarden.server.alerts import AlertBook
     from pinwarden.server.ct import CtWatcher, LogFetchError
 
     sources = _sources(args)
-    data = _data_dir(args, initialized=True)
-    with _database_errors():
+    data = data_dir(args, initialized=True)
+    with database_errors():
         engine = make_engine(data.database_url(args.database_url))
         try:
             watcher = CtWatcher(
@@ -202,7 +202,7 @@ def _print_round(found: Any) -> None:
 
 
 def _run_logs(args: argparse.Namespace) -> int:
-    _require_server_packages()
+    require_server_packages()
     from datetime import datetime, timezone
 
     from pinwarden.server.ct import Fetcher, LogListError, load_log_lists
@@ -223,15 +223,15 @@ def _run_logs(args: argparse.Namespace) -> int:
 
 
 def _run_sightings(args: argparse.Namespace) -> int:
-    _require_server_packages()
+    require_server_packages()
     from sqlalchemy import select
 
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
     from pinwarden.server.ct import CtSighting
 
-    data = _data_dir(args, initialized=True)
-    with _database_errors():
+    data = data_dir(args, initialized=True)
+    with database_errors():
         engine = make_engine(data.database_url(args.database_url))
         try:
             query = (

@@ -32,11 +32,19 @@ from pinwarden.cli._secrets import add_passphrase_options, read_passphrase
 if TYPE_CHECKING:
     from pinwarden.server import DataDirectory, InitResult, ServerConfig
 
+__all__ = [
+    "data_dir",
+    "data_option",
+    "database_errors",
+    "register",
+    "require_server_packages",
+]
+
 _SERVER_PACKAGES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "psycopg")
 _DEMO_CHANNEL = "demo"
 
 
-def _require_server_packages() -> None:
+def require_server_packages() -> None:
     for name in _SERVER_PACKAGES:
         try:
             importlib.import_module(name)
@@ -48,7 +56,7 @@ def _require_server_packages() -> None:
             ) from None
 
 
-def _data_dir(args: argparse.Namespace, *, initialized: bool) -> DataDirectory:
+def data_dir(args: argparse.Namespace, *, initialized: bool) -> DataDirectory:
     from pinwarden.server import DataDirectory
 
     data = DataDirectory(args.data)
@@ -57,7 +65,7 @@ def _data_dir(args: argparse.Namespace, *, initialized: bool) -> DataDirectory:
     return data
 
 
-def _data_option(parser: argparse.ArgumentParser) -> None:
+def data_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="the server's data directory")
     parser.add_argument(
         "--database-url",
@@ -76,7 +84,7 @@ def register(subparsers: Any) -> None:
         "Without it, root keys are made for development in DIR/offline-root-keys: move that "
         "directory off the server.",
     )
-    _data_option(init)
+    data_option(init)
     init.add_argument(
         "--keys-from",
         metavar="OFFLINE",
@@ -89,7 +97,7 @@ def register(subparsers: Any) -> None:
     init.set_defaults(handler=_run_init)
 
     serve = subparsers.add_parser("serve", help="run the pin server")
-    _data_option(serve)
+    data_option(serve)
     _serve_options(serve)
     serve.add_argument(
         "--no-signing",
@@ -108,7 +116,7 @@ def register(subparsers: Any) -> None:
         "Production: keys made offline, pinwarden init --keys-from, pinwarden serve with "
         "--passphrase-env/-file.",
     )
-    _data_option(quickstart)
+    data_option(quickstart)
     _serve_options(quickstart)
     quickstart.set_defaults(handler=_run_quickstart)
 
@@ -131,7 +139,7 @@ def register(subparsers: Any) -> None:
         "recover-token",
         help="make a new admin token directly in the database (needs the data directory)",
     )
-    _data_option(recover)
+    data_option(recover)
     recover.add_argument("--name", default="recovered-admin")
     recover.add_argument("--json", action="store_true", help="print JSON")
     recover.set_defaults(handler=_run_recover)
@@ -277,7 +285,7 @@ def _initialize(
     from pinwarden.document import DocumentError, KeyStoreError
     from pinwarden.server import ServerError, initialize
 
-    with _database_errors():
+    with database_errors():
         try:
             return initialize(
                 data,
@@ -291,7 +299,7 @@ def _initialize(
 
 
 @contextlib.contextmanager
-def _database_errors() -> Iterator[None]:
+def database_errors() -> Iterator[None]:
     """A database URL that is malformed or names a database that cannot be reached: one line."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -306,8 +314,8 @@ def _database_errors() -> Iterator[None]:
 
 
 def _run_init(args: argparse.Namespace) -> int:
-    _require_server_packages()
-    data = _data_dir(args, initialized=False)
+    require_server_packages()
+    data = data_dir(args, initialized=False)
     if data.is_initialized():
         raise CommandError(f"{args.data} is already initialized")
     passphrase = read_passphrase(args, confirm=True)
@@ -428,8 +436,8 @@ def _config(
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    _require_server_packages()
-    data = _data_dir(args, initialized=True)
+    require_server_packages()
+    data = data_dir(args, initialized=True)
     passphrase = None if args.no_signing else read_passphrase(args)
     if args.online_key is not None:
         _record_online_key(data, args.online_key, passphrase)
@@ -463,7 +471,7 @@ def _serve(args: argparse.Namespace, config: ServerConfig) -> None:
             )
         except (OSError, ssl.SSLError) as error:
             raise CommandError(f"--tls-cert/--tls-key cannot be loaded: {error}") from None
-    with _database_errors():
+    with database_errors():
         try:
             app = create_app(config)
         except (KeyStoreError, DocumentError) as error:
@@ -512,6 +520,12 @@ def _serve_granian(app: Any, args: argparse.Namespace) -> None:
         port=args.port,
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
+        # granian takes at most `backpressure` requests at once (default: its backlog, 128); each
+        # event stream holds one for as long as it is open, so past ~100 streams every pin-set
+        # request queued behind them (docs/reliability.md). The broker's own caps
+        # (--sse-max-streams) bound the streams instead.
+        backlog=2048,
+        backpressure=32_768,
         log_access=False,
         ssl_cert=Path(args.tls_cert) if args.tls_cert else None,
         ssl_key=Path(args.tls_key) if args.tls_key else None,
@@ -567,8 +581,8 @@ def _publish_demo(config: ServerConfig) -> None:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    _require_server_packages()
-    data = _data_dir(args, initialized=False)
+    require_server_packages()
+    data = data_dir(args, initialized=False)
     settings = _config(args, data, None)  # a bad option fails here, before anything is made
     passphrase = _dev_passphrase(data)
     config = dataclasses.replace(settings, passphrase=passphrase)
@@ -593,7 +607,7 @@ def _print_quickstart(config: ServerConfig, data: DataDirectory) -> None:
 
     base = config.public_url
     channel_url = f"{base}/v1/channels/{_DEMO_CHANNEL}/pinset"
-    with _database_errors():
+    with database_errors():
         token = login_token(config.database_url)
     print(f"server:  {base}   (admin API docs: {base}/v1/admin/docs)")
     print(f"dashboard: {base}/ui/   (log in with this admin token, made now, valid 12 hours:)")
@@ -640,12 +654,12 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _export_from_database(args: argparse.Namespace, out_dir: Path) -> list[Path]:
-    _require_server_packages()
+    require_server_packages()
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
     from pinwarden.server._export import export_static
 
-    data = _data_dir(args, initialized=True)
+    data = data_dir(args, initialized=True)
     engine = make_engine(data.database_url(args.database_url))
     try:
         with make_session_factory(engine)() as session:
@@ -655,12 +669,12 @@ def _export_from_database(args: argparse.Namespace, out_dir: Path) -> list[Path]
 
 
 def _run_recover(args: argparse.Namespace) -> int:
-    _require_server_packages()
+    require_server_packages()
     from pinwarden.server import make_engine
     from pinwarden.server._database import make_session_factory
     from pinwarden.server._tokens import create_token
 
-    data = _data_dir(args, initialized=True)
+    data = data_dir(args, initialized=True)
     engine = make_engine(data.database_url(args.database_url))
     actor = f"local:{os.environ.get('USER', 'unknown')}"
     try:

@@ -10,23 +10,15 @@ every name a CA can validate for a host carries those bytes, and most of a log h
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from publicsuffixlist import PublicSuffixList
-
-from pinwarden._hosts import HostPattern, PatternKind
+from pinwarden._hosts import HostPattern, PatternKind, public_suffixes
 from pinwarden.server.ct._certs import CertificateFacts, NameLabels
 
 __all__ = ["RuleSet", "WatchedRule"]
-
-
-@functools.lru_cache(maxsize=1)
-def _suffixes() -> PublicSuffixList:
-    return PublicSuffixList()  # the list ships in the package: nothing is fetched
 
 
 @dataclass(frozen=True)
@@ -58,7 +50,7 @@ def _tokens(pattern: HostPattern) -> list[bytes]:
     try:
         address = ipaddress.ip_address(pattern.base)
     except ValueError:
-        domain = _suffixes().privatesuffix(pattern.base) or pattern.base
+        domain = public_suffixes().privatesuffix(pattern.base) or pattern.base
         return [domain.encode()]
     return [pattern.base.encode(), address.packed.lower()]
 
