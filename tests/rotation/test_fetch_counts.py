@@ -139,6 +139,22 @@ def test_a_200_and_a_304_count_for_the_version_the_client_holds(fresh_lab: Lab) 
     assert samples[("pinwarden_pinset_fetches_total", (("channel", CHANNEL),))] == report["total"]
 
 
+def test_counts_not_yet_flushed_are_stored_when_the_server_stops(tmp_path: Path) -> None:
+    """The lab's server runs without the operations loops, so no flush happens while it
+    serves: what it counted reaches the database only through the flush at shutdown."""
+    with Lab(tmp_path / "lab") as lab:
+        url = f"{lab.channel_url}/pinset"
+        version = int(_get(url).headers["x-pinwarden-version"])
+        assert _get(url).status_code == _get(url).status_code == 200
+        database_url = lab.app.services.config.database_url
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            assert fetches_by_version(session, CHANNEL) == {version: 3}
+    finally:
+        engine.dispose()
+
+
 def test_the_fetch_report_needs_a_token_and_a_known_channel(lab: Lab) -> None:
     url = f"{lab.server_url}/v1/admin/channels/{CHANNEL}/fetches"
     assert httpx.get(url, timeout=10).status_code == 401

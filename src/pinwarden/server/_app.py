@@ -372,6 +372,8 @@ def create_app(config: ServerConfig) -> PinServerApp:
                     running.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await running
+            # The counts since the last flush (up to FLUSH_SECONDS of them) would die with us.
+            await services.fetch_counter.flush(services.sessions, config.replica_id)
             services.engine.dispose()
 
     return PinServerApp(
