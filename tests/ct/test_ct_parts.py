@@ -18,8 +18,8 @@ from pinwarden.server.ct import (
     Fetcher,
     LogKey,
     LogListError,
-    certificate_facts,
     load_log_lists,
+    logged_certificate,
     parse_checkpoint,
     parse_leaf,
     parse_tile,
@@ -81,7 +81,7 @@ def test_a_precertificate_and_its_certificate_have_one_tbs_hash_and_the_leafs_ke
     log.add(["a.example.com", "b.example.com"], key, final=True)
     precert, final = (parse_leaf(i, log.entries[i].leaf) for i in (0, 1))
     assert precert.precert and not final.precert
-    facts = [certificate_facts(entry) for entry in (precert, final)]
+    facts = [logged_certificate(entry) for entry in (precert, final)]
     assert facts[0].tbs_hash == facts[1].tbs_hash
     assert facts[0].names == facts[1].names == ("a.example.com", "b.example.com")
     from pinwarden._pins import spki_pin

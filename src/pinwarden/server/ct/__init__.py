@@ -4,7 +4,7 @@ pinned host carries a key its rule does not pin."""
 
 from __future__ import annotations
 
-from pinwarden.server.ct._certs import CertificateFacts, certificate_facts
+from pinwarden.server.ct._certs import LoggedCertificate, logged_certificate
 from pinwarden.server.ct._entries import LogEntry, parse_leaf, parse_tile
 from pinwarden.server.ct._fetch import Fetcher, LogFetchError
 from pinwarden.server.ct._heads import BadTreeHead, LogKey, TreeHead, parse_checkpoint
@@ -26,7 +26,6 @@ __all__ = [
     "APPLE_LOG_LIST",
     "CHROME_LOG_LIST",
     "BadTreeHead",
-    "CertificateFacts",
     "CollapsedTree",
     "CtLog",
     "CtLogState",
@@ -39,14 +38,15 @@ __all__ = [
     "LogListError",
     "LogMisbehaved",
     "LogOutcome",
+    "LoggedCertificate",
     "RuleSet",
     "TreeHead",
     "WatchRound",
     "WatchedRule",
     "add_ct_metrics",
-    "certificate_facts",
     "leaf_hash",
     "load_log_lists",
+    "logged_certificate",
     "node_hash",
     "parse_checkpoint",
     "parse_leaf",

@@ -26,7 +26,7 @@ from pinwarden._pins import pin_from_digest
 from pinwarden.server.ct._entries import LogEntry
 from pinwarden.server.ct._wire import MalformedEntry, der_children, der_encode, der_read
 
-__all__ = ["CertificateFacts", "NameLabels", "certificate_facts", "leaf_tbs"]
+__all__ = ["LoggedCertificate", "NameLabels", "leaf_tbs", "logged_certificate"]
 
 # A name split into labels, leftmost first; None: any one label.
 NameLabels = tuple[str | None, ...]
@@ -39,7 +39,7 @@ _EMPTY_SIGNATURE = b"\x03\x01\x00"  # BIT STRING, no unused bits, no bytes
 
 
 @dataclass(frozen=True)
-class CertificateFacts:
+class LoggedCertificate:
     names: tuple[str, ...]  # as written (DNS names, IP addresses, subject common names)
     labels: tuple[NameLabels, ...]
     names_unreadable: bool  # True: treat as matching every candidate rule
@@ -160,7 +160,7 @@ def _loaded(entry: LogEntry, tbs: bytes, algorithm: bytes) -> x509.Certificate:
         raise MalformedEntry(f"the certificate does not parse: {error}") from None
 
 
-def certificate_facts(entry: LogEntry) -> CertificateFacts:
+def logged_certificate(entry: LogEntry) -> LoggedCertificate:
     """The facts of ``entry``'s leaf; ``MalformedEntry`` when it cannot be read."""
     tbs = leaf_tbs(entry)
     spki, algorithm = _spki_and_signature_algorithm(tbs)
@@ -170,7 +170,7 @@ def certificate_facts(entry: LogEntry) -> CertificateFacts:
         subject, issuer = certificate.subject.rfc4514_string(), certificate.issuer.rfc4514_string()
     except ValueError:
         subject = issuer = "(unreadable)"
-    return CertificateFacts(
+    return LoggedCertificate(
         names=names,
         labels=labels,
         names_unreadable=unreadable,

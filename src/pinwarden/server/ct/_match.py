@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinwarden._hosts import HostPattern, PatternKind, public_suffixes
-from pinwarden.server.ct._certs import CertificateFacts, NameLabels
+from pinwarden.server.ct._certs import LoggedCertificate, NameLabels
 
 __all__ = ["RuleSet", "WatchedRule"]
 
@@ -69,7 +69,7 @@ class RuleSet:
         """Whether the entry's DER holds a rule's domain (so it must be parsed)."""
         return self._filter is not None and self._filter.search(der.lower()) is not None
 
-    def matching(self, facts: CertificateFacts, der: bytes) -> list[WatchedRule]:
+    def matching(self, facts: LoggedCertificate, der: bytes) -> list[WatchedRule]:
         """The rules a name of the certificate falls under; with unreadable names, every rule
         whose domain is in the DER."""
         if facts.names_unreadable:

@@ -35,7 +35,7 @@ from pinwarden.errors import PinwardenError
 from pinwarden.server._models import Channel, PublishedDocument, utc_now
 from pinwarden.server._publish import published_rules
 from pinwarden.server.alerts import Alert, AlertBook, AlertKind, Condition
-from pinwarden.server.ct._certs import CertificateFacts, certificate_facts
+from pinwarden.server.ct._certs import LoggedCertificate, logged_certificate
 from pinwarden.server.ct._entries import LogEntry
 from pinwarden.server.ct._fetch import Fetcher, LogFetchError
 from pinwarden.server.ct._heads import TreeHead
@@ -94,7 +94,7 @@ class WatchRound:
 @dataclass(frozen=True)
 class _Found:
     entry: LogEntry
-    facts: CertificateFacts
+    facts: LoggedCertificate
     rule: WatchedRule
     issuer_pin: str | None
 
@@ -254,7 +254,7 @@ class CtWatcher:
                     unparsable += 1
                 elif rules.may_concern(entry.der):
                     try:
-                        facts = certificate_facts(entry)
+                        facts = logged_certificate(entry)
                     except MalformedEntry:
                         unparsable += 1
                         continue
