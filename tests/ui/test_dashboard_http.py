@@ -168,3 +168,48 @@ def test_hostile_forms_and_queries_get_a_4xx_page(server: LiveServer) -> None:
     assert big.status_code == 413
     assert client.get("/ui/").status_code == 200  # still signed in: nothing above logged out
     client.close()
+
+
+def test_the_channel_page_lists_what_the_ct_watch_saw_unpinned_first_and_escaped(
+    server: LiveServer,
+) -> None:
+    """A logged certificate's names and issuer come from whoever had it logged: shown escaped."""
+    from datetime import datetime, timezone
+
+    from pinwarden.server.ct import CtSighting
+
+    seen = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    common = {
+        "channel": CHANNEL, "pattern": "api.example.com", "log_id": "A" * 44, "precert": False,
+        "issuer_pin": None, "subject": "CN=api.example.com", "not_before": seen,
+        "not_after": seen, "seen_at": seen,
+    }  # fmt: skip
+    with server.services.sessions.begin() as session:
+        session.add(
+            CtSighting(
+                tbs_hash="1" * 64, entry_index=1, names=["api.example.com"], pinned=True,
+                leaf_pin="sha256/" + "P" * 43 + "=", issuer="CN=Known CA", **common,
+            )
+        )  # fmt: skip
+        session.add(
+            CtSighting(
+                tbs_hash="2" * 64, entry_index=2, names=["api.example.com"], pinned=False,
+                leaf_pin="sha256/" + "U" * 43 + "=", issuer="CN=<script>alert(1)</script>",
+                **common,
+            )
+        )  # fmt: skip
+    client, _, _ = _logged_in(server.url, server.admin_token)
+    page = client.get("/ui/channel", params={"name": CHANNEL}).text
+    section = page.split('id="ct-h"', 1)[1].split("</section>", 1)[0]
+    assert "<script>alert(1)</script>" not in page
+    assert "CN=&lt;script&gt;alert(1)&lt;/script&gt;" in section
+    assert section.index("U" * 43) < section.index("P" * 43)  # the unpinned key first
+    assert "not pinned" in section
+    client.close()
+
+
+def test_the_channel_page_says_when_the_ct_watch_saw_nothing(server: LiveServer) -> None:
+    client, _, _ = _logged_in(server.url, server.admin_token)
+    page = client.get("/ui/channel", params={"name": CHANNEL}).text
+    assert "No logged certificate seen for these hosts" in page
+    client.close()

@@ -124,6 +124,7 @@ def _channel_context(page: Page, session: Session, name: str) -> dict[str, Any]:
         "versions": views.version_rows(session, channel.name),
         "fetches": views.fetch_counts(session, channel),
         "alerts": views.open_alerts(session, channel.name),
+        "sightings": views.ct_sightings(session, channel.name),
         "timeline": items,
         "timeline_chart": chart,
         "modes": ("enforce", "report-only", "disabled"),

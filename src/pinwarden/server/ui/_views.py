@@ -1,6 +1,6 @@
 """What each dashboard page shows, read through the server's own modules (no logic of theirs
 repeated here): channels and their versions, monitored hosts and their status, alerts,
-suggestions, history with diffs, reports.
+suggestions, history with diffs, reports, certificates the CT watch saw.
 
 Every function takes an open session and returns plain values for a template.
 """
@@ -27,6 +27,7 @@ from pinwarden.server._reports import list_reports, summarize_reports
 from pinwarden.server._safety import diff_rules
 from pinwarden.server._snapshot import RuleSnapshot
 from pinwarden.server.alerts import Alert, AlertKind, list_alerts
+from pinwarden.server.ct import CtSighting
 from pinwarden.server.freshness import FreshnessRound
 from pinwarden.server.monitor import MonitoredHost
 
@@ -197,6 +198,19 @@ def draft_changes(
 def fetch_counts(session: Session, channel: Channel) -> dict[int, int]:
     """Which versions clients fetch, over every replica (``_fetch_counts``)."""
     return fetches_by_version(session, channel.name)
+
+
+def ct_sightings(session: Session, channel: str, limit: int = 20) -> list[CtSighting]:
+    """The certificates the CT watch saw for the channel's hosts (docs/ct.md): unpinned keys
+    first, then the newest."""
+    return list(
+        session.scalars(
+            select(CtSighting)
+            .where(CtSighting.channel == channel)
+            .order_by(CtSighting.pinned, CtSighting.seen_at.desc(), CtSighting.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def reports_since(session: Session, since: datetime) -> list[tuple[str, int]]:
