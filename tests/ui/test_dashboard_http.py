@@ -213,3 +213,64 @@ def test_the_channel_page_says_when_the_ct_watch_saw_nothing(server: LiveServer)
     page = client.get("/ui/channel", params={"name": CHANNEL}).text
     assert "No logged certificate seen for these hosts" in page
     client.close()
+
+
+def test_a_token_without_the_read_scope_sees_no_page(server: LiveServer) -> None:
+    """As in the admin API (``_scope("read")``): ``write`` alone changes rules, it reads nothing."""
+    with server.client() as admin:
+        made = admin.post("/v1/admin/tokens", json={"name": "writer", "scopes": ["write"]})
+    client, _, _ = _logged_in(server.url, made.json()["token"])
+    for path in ("/ui/", f"/ui/channel?name={CHANNEL}", "/ui/reports", "/ui/audit", "/ui/tokens"):
+        page = client.get(path)
+        assert page.status_code == 403, path
+        assert "api.example.com" not in page.text, path  # the channel's rule: not shown
+    client.close()
+
+
+def test_apply_refuses_a_suggestion_other_than_the_one_the_page_showed(
+    server: LiveServer,
+) -> None:
+    """The form carries the fingerprint of the changes it showed; the action recomputes the
+    suggestion and publishes nothing when they differ (a key seen since is never one click away)."""
+    client, csrf, _ = _logged_in(server.url, server.admin_token)
+    page = client.get("/ui/channel", params={"name": CHANNEL}).text
+    assert 'name="shown"' not in page  # nothing to apply: no form
+    for shown in ("0" * 64, "", "x" * 5000):
+        answer = client.post(
+            "/ui/suggestions/apply", data={"csrf": csrf, "channel": CHANNEL, "shown": shown}
+        )
+        assert answer.status_code in (400, 409, 422), answer.status_code
+    refused = client.post(
+        "/ui/suggestions/apply", data={"csrf": csrf, "channel": CHANNEL, "shown": "0" * 64}
+    )
+    assert refused.status_code == 409 and "changed since the page was shown" in refused.text
+    with server.client() as admin:
+        assert admin.get(f"/v1/admin/channels/{CHANNEL}/history").json() == []
+    client.close()
+
+
+def test_a_reported_certificate_of_an_unknown_key_algorithm_is_shown_as_not_a_certificate() -> (
+    None
+):
+    """A violation report is anyone's input: a certificate whose key algorithm cryptography does
+    not know (an EC key's OID changed) made the reports page answer 500 for as long as it was
+    kept."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from pinwarden.server.ui._views import served_chain
+
+    leaf = trustme.CA(key_type=trustme.KeyType.ECDSA).issue_cert("a.example")
+    der = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).public_bytes(
+        Encoding.DER
+    )
+    ec_public_key = bytes.fromhex("2a8648ce3d0201")  # 1.2.840.10045.2.1
+    unknown = der.replace(ec_public_key, bytes.fromhex("2a8648ce3d0209"), 1)
+    assert unknown != der
+    pem = "-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(unknown).decode()
+    pem += "-----END CERTIFICATE-----\n"
+    assert served_chain({"served-certificate-chain": [pem]}) == [
+        {"subject": "(not a certificate)", "pin": "", "not_after": ""}
+    ]

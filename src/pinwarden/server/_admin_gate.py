@@ -55,7 +55,8 @@ class AdminRefusals:
 
     A presented token that fails spends from its client address's ``FailureBudget`` (a missing
     one does not: that is no guess); past it, the address gets 429 until the budget refills.
-    Behind a reverse proxy every client has the proxy's address, so the budget is the proxy's.
+    Behind a reverse proxy every client has the proxy's address, so the budget is the proxy's,
+    unless ``serve --trusted-proxy`` names the proxy (then ``X-Forwarded-For`` gives the client's).
     """
 
     def __init__(self) -> None:

@@ -4,6 +4,7 @@ by nothing at all; then it redirects (303) to the page that shows the result."""
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -11,12 +12,13 @@ from starlette.responses import RedirectResponse, Response
 
 from pinwarden.server import _channels as channels
 from pinwarden.server._audit import record
-from pinwarden.server._errors import ValidationError
+from pinwarden.server._errors import ConflictError, ValidationError
 from pinwarden.server._models import Token, utc_now
 from pinwarden.server._tokens import MAX_TOKEN_LIFETIME_SECONDS, create_token, revoke_token
 from pinwarden.server.monitor import checked_channel_name
 from pinwarden.server.suggest import Suggestion, apply_suggestion, suggest
 from pinwarden.server.ui._pages import tokens_page_with
+from pinwarden.server.ui._views import suggestion_fingerprint
 from pinwarden.server.ui._web import (
     LONG_CHARS,
     SHORT_CHARS,
@@ -157,9 +159,11 @@ async def rollback(page: Page) -> Response:
 
 
 async def apply(page: Page) -> Response:
-    """Apply the suggestion computed now (never one sent in), through safe publishing."""
+    """Apply the suggestion computed now (never one sent in), through safe publishing, if it is
+    the one the page showed (``shown``: its fingerprint)."""
     form = await _form(page, "publish")
     name, services = checked_channel_name(form.get("channel")), page.services
+    shown = form.get("shown")
 
     def current() -> Suggestion:
         with services.sessions() as session:
@@ -168,6 +172,12 @@ async def apply(page: Page) -> Response:
             )
 
     found = await run_in_threadpool(current)
+    if not hmac.compare_digest(
+        shown.encode(errors="surrogatepass"), suggestion_fingerprint(found).encode()
+    ):
+        raise ConflictError(
+            "the suggestion changed since the page was shown: reload the page and check it again"
+        )
     await services.run_publish(
         apply_suggestion, services.sessions, services.publisher, found, page.actor
     )

@@ -2,8 +2,9 @@
 the pages, the forms, the stylesheet.
 
 Login takes an admin token (any scope) and opens a session (``_sessions``); failed logins spend
-from the same per-address budget as bad bearer tokens on the admin API
-(``_ratelimit.FailureBudget``), so the form is no faster oracle than the API.
+from a per-address budget shared by the replicas (``_ratelimit.FailureBudget``, scope
+``ui-login``: 20, then 10 a minute), as strict as the admin API's for bad bearer tokens, so the
+form is no faster oracle than the API.
 """
 
 from __future__ import annotations
@@ -112,14 +113,16 @@ def build_dashboard(services: Services) -> Starlette:
     routes = [
         Route("/login", login.show, methods=["GET"]),
         Route("/login", login.submit, methods=["POST"]),
-        Route("/logout", signed_in_page(services, renderer, logout), methods=["POST"]),
+        Route("/logout", signed_in_page(services, renderer, logout, scope=None), methods=["POST"]),
         Route("/", signed_in_page(services, renderer, pages.overview_page), methods=["GET"]),
         Route("/channel", signed_in_page(services, renderer, pages.channel_page)),
         Route("/reports", signed_in_page(services, renderer, pages.reports_page)),
         Route("/audit", signed_in_page(services, renderer, pages.audit_page)),
         Route("/tokens", signed_in_page(services, renderer, pages.tokens_page), methods=["GET"]),
         *(
-            Route(f"/{path}", signed_in_page(services, renderer, action), methods=["POST"])
+            Route(
+                f"/{path}", signed_in_page(services, renderer, action, scope=None), methods=["POST"]
+            )
             for path, action in ACTIONS.items()
         ),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from pinwarden.export import ROLES, chain_role
 from pinwarden.server import _channels as channels
 from pinwarden.server._audit import list_audit
+from pinwarden.server._fetch_counts import fetches_by_version
 from pinwarden.server._models import Channel, Token, utc_now
 from pinwarden.server._publish import latest_document, published_rules
 from pinwarden.server._tokens import SCOPES, list_tokens
@@ -109,6 +110,7 @@ def _channel_context(page: Page, session: Session, name: str) -> dict[str, Any]:
     pinned = {(rule.pattern, pin.pin): pin for rule in channel.rules for pin in rule.pins}
     items, chart = _timeline(hosts, latest.expires_at if latest else None, now, warning)
     served = services.store.pinset(channel.name)
+    suggestion = suggest(session, channel.name, now=now, expiry_warning=warning)
     return {
         "channel": channel,
         "latest": latest,
@@ -120,9 +122,10 @@ def _channel_context(page: Page, session: Session, name: str) -> dict[str, Any]:
         "roles": ("", *ROLES),
         "draft": draft,
         "changes": changes,
-        "suggestion": suggest(session, channel.name, now=now, expiry_warning=warning),
+        "suggestion": suggestion,
+        "suggestion_fingerprint": views.suggestion_fingerprint(suggestion),
         "versions": views.version_rows(session, channel.name),
-        "fetches": views.fetch_counts(session, channel),
+        "fetches": fetches_by_version(session, channel.name),
         "alerts": views.open_alerts(session, channel.name),
         "sightings": views.ct_sightings(session, channel.name),
         "timeline": items,

@@ -7,12 +7,15 @@ Every function takes an open session and returns plain values for a template.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,7 +23,6 @@ from sqlalchemy.orm import Session
 from pinwarden._tls import certificate_facts
 from pinwarden.export import chain_role
 from pinwarden.server import _channels as channels
-from pinwarden.server._fetch_counts import fetches_by_version
 from pinwarden.server._models import Channel, PublishedDocument, ViolationReport
 from pinwarden.server._publish import history, latest_document, published_rules
 from pinwarden.server._reports import list_reports, summarize_reports
@@ -30,20 +32,22 @@ from pinwarden.server.alerts import Alert, AlertKind, list_alerts
 from pinwarden.server.ct import CtSighting
 from pinwarden.server.freshness import FreshnessRound
 from pinwarden.server.monitor import MonitoredHost
+from pinwarden.server.suggest import Suggestion
 
 __all__ = [
     "ChannelRow",
     "HostRow",
     "VersionRow",
     "channel_rows",
+    "ct_sightings",
     "draft_changes",
-    "fetch_counts",
     "host_rows",
     "open_alerts",
     "report_buckets",
     "report_tables",
     "reports_since",
     "served_chain",
+    "suggestion_fingerprint",
     "version_rows",
 ]
 
@@ -128,11 +132,6 @@ class HostRow:
         """Each certificate's place in the chain: leaf, intermediate or root."""
         return [chain_role(index, len(self.chain)) for index in range(len(self.chain))]
 
-    @property
-    def subject(self) -> str:
-        """The monitor's alert subject for this host (``RuleTarget.subject``)."""
-        return f"{self.channel} {self.pattern} {self.host}:{self.port}"
-
 
 def host_rows(session: Session, channel: str | None = None) -> list[HostRow]:
     """Every monitored host (of ``channel``, or all) with the status its open alerts give it."""
@@ -195,9 +194,14 @@ def draft_changes(
     return draft, diff_rules(published, draft)
 
 
-def fetch_counts(session: Session, channel: Channel) -> dict[int, int]:
-    """Which versions clients fetch, over every replica (``_fetch_counts``)."""
-    return fetches_by_version(session, channel.name)
+def suggestion_fingerprint(suggestion: Suggestion) -> str:
+    """What *Apply and publish safely* was shown: its applicable changes, hashed. The form sends
+    it back and the action refuses a suggestion that changed since (a new CT sighting or monitor
+    finding must be seen before it is published)."""
+    shown = sorted(
+        (change.kind.value, change.pattern, change.pin or "") for change in suggestion.applicable
+    )
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
 
 
 def ct_sightings(session: Session, channel: str, limit: int = 20) -> list[CtSighting]:
@@ -244,7 +248,7 @@ def served_chain(payload: dict[str, Any]) -> list[dict[str, str]]:
         try:
             der = x509.load_pem_x509_certificate(str(pem).encode()).public_bytes(Encoding.DER)
             facts = certificate_facts(der)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):  # a key of an unknown algorithm
             shown.append({"subject": "(not a certificate)", "pin": "", "not_after": ""})
             continue
         shown.append(

@@ -199,10 +199,12 @@ async def form_fields(request: Request, csrf: str | None) -> Form:
 
 
 def signed_in_page(
-    services: Services, renderer: Renderer, handler: Handler
+    services: Services, renderer: Renderer, handler: Handler, *, scope: str | None = "read"
 ) -> Callable[[Request], Awaitable[Response]]:
     """A route for signed-in users only (others go to the login page); a service's refusal is
-    answered with its status and message."""
+    answered with its status and message. ``scope``: what the token needs, as for the admin
+    API's routes (pages need ``read``); None for the actions, whose service functions check
+    their own, and for logging out."""
 
     async def endpoint(request: Request) -> Response:
         secret = request.cookies.get(COOKIE)
@@ -211,6 +213,8 @@ def signed_in_page(
             return RedirectResponse("/ui/login", status_code=303)
         page = Page(request, services, user, renderer)
         try:
+            if scope is not None:
+                user.principal.require(scope)
             return await handler(page)
         except ServerError as error:
             return page.refused(error)
