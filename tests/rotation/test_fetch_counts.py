@@ -62,18 +62,21 @@ def test_flushes_add_up_per_minute_and_over_replicas(sessions: sessionmaker[Sess
         ]
 
 
-def test_rows_past_the_retention_are_deleted(sessions: sessionmaker[Session]) -> None:
-    _store(sessions, PendingFetches(MINUTE, {("c", 1): 1}, {}), "a")
-    _store(sessions, PendingFetches(MINUTE + FETCH_RETENTION, {("c", 2): 1}, {}), "a")
-    with sessions() as session:
-        assert fetches_by_version(session, "c") == {1: 1, 2: 1}
-    # Pruned in the first minute of an hour only (MINUTE is one), not at every flush.
-    _store(sessions, PendingFetches(MINUTE + FETCH_RETENTION + timedelta(minutes=1), {}, {}), "a")
-    with sessions() as session:
-        assert fetches_by_version(session, "c") == {1: 1, 2: 1}
-    _store(sessions, PendingFetches(MINUTE + FETCH_RETENTION + timedelta(hours=1), {}, {}), "a")
+def test_rows_past_the_retention_are_deleted_hourly_with_or_without_traffic(
+    sessions: sessionmaker[Session],
+) -> None:
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    expired = now - FETCH_RETENTION - timedelta(minutes=5)
+    _store(sessions, PendingFetches(expired, {("c", 1): 1}, {}), "a")
+    _store(sessions, PendingFetches(now, {("c", 2): 1}, {}), "a")
+    counter = FetchCounter()
+    assert asyncio.run(counter.flush(sessions, "a"))  # nothing counted: it prunes all the same
     with sessions() as session:
         assert fetches_by_version(session, "c") == {2: 1}
+    _store(sessions, PendingFetches(expired, {("c", 3): 1}, {}), "a")
+    assert asyncio.run(counter.flush(sessions, "a"))  # within the hour: no second scan
+    with sessions() as session:
+        assert fetches_by_version(session, "c") == {2: 1, 3: 1}
 
 
 def test_the_counter_keeps_counts_the_database_refused(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "FETCH_RETENTION",
     "FETCH_RETENTION_SECONDS",
     "FLUSH_SECONDS",
+    "PRUNE_EVERY",
     "FetchCount",
     "FetchCounter",
     "PendingFetches",
@@ -42,6 +43,7 @@ __all__ = [
     "fetch_report",
     "fetch_summary",
     "fetches_by_version",
+    "prune_fetches",
     "store_fetches",
 ]
 
@@ -49,6 +51,7 @@ logger = logging.getLogger("pinwarden.server")
 
 FLUSH_SECONDS = 5.0  # how far the stored counts may lag the served fetches
 FETCH_RETENTION = timedelta(days=14)  # rows older than this are deleted (hourly)
+PRUNE_EVERY = timedelta(hours=1)
 FETCH_RETENTION_SECONDS = int(FETCH_RETENTION.total_seconds())
 # Distinct addresses kept per channel and version in one minute: bounds the memory a flood of
 # spoofed-looking addresses can take; past it the figure is a floor.
@@ -98,6 +101,7 @@ class FetchCounter:
         self._addresses: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
         self._minute = _minute_of(utc_now())
         self._taken: defaultdict[str, int] = defaultdict(int)  # per channel, for /metrics
+        self._next_prune: datetime | None = None  # None: at the first flush
         self.failed_flushes = 0
 
     def count(self, channel: str, version: int, address: str) -> None:
@@ -141,13 +145,17 @@ class FetchCounter:
     async def flush(self, sessions: sessionmaker[Session], replica: str) -> bool:
         """Store the counts taken now (the write in a thread); on a database error keep them
         for the next flush and say so."""
-        pending = self.take()
-        if not pending.fetches:
+        now = utc_now()
+        pending = self.take(now)
+        prune = self._next_prune is None or now >= self._next_prune
+        if not pending.fetches and not prune:
             return True
 
         def write() -> None:
             with sessions.begin() as session:
                 store_fetches(session, pending, replica)
+                if prune:  # hourly, with traffic or without
+                    prune_fetches(session, now)
 
         try:
             await asyncio.to_thread(write)
@@ -156,6 +164,8 @@ class FetchCounter:
             self.failed_flushes += 1
             logger.warning("pinwarden: cannot store pin-set fetch counts: %s", error)
             return False
+        if prune:
+            self._next_prune = now + PRUNE_EVERY
         return True
 
     async def flush_forever(
@@ -169,7 +179,7 @@ class FetchCounter:
 
 def store_fetches(session: Session, pending: PendingFetches, replica: str) -> None:
     """Add ``pending`` to this replica's rows (an upsert: the row of a minute grows over several
-    flushes) and, once an hour, delete rows past ``FETCH_RETENTION``."""
+    flushes)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     for (channel, version), fetches in sorted(pending.fetches.items()):
         insert = dialect.insert(FetchCount).values(
@@ -192,9 +202,11 @@ def store_fetches(session: Session, pending: PendingFetches, replica: str) -> No
                 },
             )
         )
-    if pending.minute.minute == 0:  # the first minute of each hour: not a scan every flush
-        cutoff = pending.minute - FETCH_RETENTION
-        session.execute(delete(FetchCount).where(FetchCount.minute < cutoff))
+
+
+def prune_fetches(session: Session, now: datetime) -> None:
+    """Delete the rows past ``FETCH_RETENTION`` (every replica's: any one may do it)."""
+    session.execute(delete(FetchCount).where(FetchCount.minute < now - FETCH_RETENTION))
 
 
 def fetches_by_version(
