@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pinwarden.export import ExportChannel
+from pinwarden.export import ExportChannel, ExportRule
 
 # A policy for one host: (enforced, pins as sha256/… strings); None when the host is unpinned.
 Policy = tuple[bool, frozenset[str]] | None
@@ -48,6 +48,7 @@ class DomainEntry:
     enforce: bool
     pins: frozenset[str] | None  # None: pinning off
     expiration: date | None = None
+    ca_pins: frozenset[str] = frozenset()  # ATS: those of pins in NSPinnedCAIdentities
 
 
 # ---- parsers -----------------------------------------------------------------------------------
@@ -140,7 +141,11 @@ def parse_ats_plist(text: str) -> tuple[list[DomainEntry], dict[str, Any]]:
         assert identities and all(list(item) == ["SPKI-SHA256-BASE64"] for item in identities)
         assert all(digest_ok(item["SPKI-SHA256-BASE64"]) for item in identities)
         pins = frozenset("sha256/" + item["SPKI-SHA256-BASE64"] for item in identities)
-        entries.append(DomainEntry(name, policy["NSIncludesSubdomains"], True, pins))
+        ca = frozenset(
+            "sha256/" + item["SPKI-SHA256-BASE64"]
+            for item in policy.get("NSPinnedCAIdentities", [])
+        )
+        entries.append(DomainEntry(name, policy["NSIncludesSubdomains"], True, pins, None, ca))
     return entries, domains
 
 
@@ -198,13 +203,42 @@ def android_lookup(entries: list[DomainEntry], host: str) -> Policy:
     return _policy(max(above, key=lambda entry: len(entry.domain))) if above else None
 
 
-def ats_lookup(entries: list[DomainEntry], host: str) -> Policy:
+def ats_entry(entries: list[DomainEntry], host: str) -> DomainEntry | None:
     for entry in entries:
         if entry.domain == host:
-            return _policy(entry)
+            return entry
     parent = host.split(".", 1)[1] if "." in host else ""
     above = [entry for entry in entries if entry.subdomains and entry.domain == parent]
-    return _policy(above[0]) if above else None
+    return above[0] if above else None
+
+
+def ats_lookup(entries: list[DomainEntry], host: str) -> Policy:
+    entry = ats_entry(entries, host)
+    return None if entry is None else _policy(entry)
+
+
+def ats_admits_what_pinwarden_does(
+    entry: DomainEntry, rule: ExportRule, ios_identities: str
+) -> bool:
+    """ATS requires the leaf's key in ``NSPinnedLeafIdentities`` (when given) and a CA's key in
+    ``NSPinnedCAIdentities`` (when given); pinwarden accepts a chain holding any pin of ``rule``.
+    ATS accepts every such chain only when one array is given and holds all the rule's pins (in
+    the array of their roles). A rule with leaf and CA pins has no such form: then the arrays
+    must be the ones ``--ios-identities`` chose for that rule (with a warning)."""
+    ca = entry.ca_pins
+    leaf = (entry.pins or frozenset()) - ca
+    wanted_ca = frozenset(pin.pin for pin in rule.pins if pin.role in ("intermediate", "root"))
+    wanted_leaf = rule.pin_values - wanted_ca
+    if wanted_leaf and wanted_ca:
+        chosen = {
+            "leaf": (wanted_leaf, frozenset()),
+            "ca": (frozenset(), wanted_ca),
+            "both": (wanted_leaf, wanted_ca),
+        }
+        return chosen.get(ios_identities) == (leaf, ca)
+    if wanted_ca:
+        return not leaf and wanted_ca <= ca
+    return not ca and wanted_leaf <= leaf
 
 
 def trustkit_lookup(entries: list[DomainEntry], host: str) -> Policy | str:

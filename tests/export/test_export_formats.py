@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pinwarden._hosts import HostPattern
@@ -34,6 +34,8 @@ from pinwarden.export import (
 from tests.export.export_helpers import (
     Policy,
     android_lookup,
+    ats_admits_what_pinwarden_does,
+    ats_entry,
     ats_lookup,
     hosts_of,
     okhttp_lookup,
@@ -241,6 +243,20 @@ def test_ios_plist_makes_a_mixed_rule_choose_which_identities_ats_checks() -> No
         assert any(w.startswith("api.example.com: ") for w in exported.warnings)
 
 
+def test_ios_plist_refuses_to_enforce_another_rules_identities_where_a_rule_is_left_out() -> None:
+    # ATS has no one-label wildcard: *.example.com is left out, and a.example.com falls to the
+    # **.example.com entry, whose keys iOS would then require where pinwarden accepts others.
+    wide = rule("**.example.com", "enforce", (LEAF, "leaf"), (BACKUP, "backup"))
+    one_label = rule("*.example.com", "enforce", (CA, "leaf"), (ROOT, "backup"))
+    for format_name in ("ios-plist", "android-nsc", "trustkit-ios"):
+        with pytest.raises(ExportRefused, match=r"a\.example\.com"):
+            export(format_name, channel(wide, one_label), SETTINGS)
+    # The same keys in the same roles: iOS enforces what pinwarden does, with a warning.
+    same = rule("*.example.com", "enforce", (LEAF, "leaf"), (BACKUP, "backup"))
+    exported = export("ios-plist", channel(wide, same), SETTINGS)
+    assert any(w.startswith("*.example.com: ") for w in exported.warnings)
+
+
 def test_ios_plist_leaves_out_report_only_rules_with_a_warning() -> None:
     report_only = rule("beta.example.com", "report-only", (LEAF, "leaf"))
     exported = export("ios-plist", channel(API, report_only), SETTINGS)
@@ -261,6 +277,19 @@ def test_okhttp_writes_patterns_as_okhttp_reads_them_and_notes_its_version() -> 
         ("*.img.example.com", one_label.pin_values),
     ]
     assert '// "**." patterns need OkHttp 4.3.0 or later.' in exported.text.splitlines()
+
+
+def test_every_rule_expiry_a_format_cannot_write_is_a_warning() -> None:
+    expiring = rule("api.example.com", "enforce", (LEAF, "leaf"), (BACKUP, "backup"),
+                    expires=NOW + timedelta(days=30))  # fmt: skip
+    for format_name in ("okhttp", "ios-plist"):
+        exported = export(format_name, channel(expiring, CDN), SETTINGS)
+        assert [w for w in exported.warnings if w.startswith("api.example.com: ")
+                and "2026-12-30" in w], format_name  # fmt: skip
+    # Formats with an expiry write it instead (no warning for it).
+    for format_name in ("android-nsc", "trustkit-ios", "trustkit-android", "react-native"):
+        exported = export(format_name, channel(expiring, CDN), SETTINGS)
+        assert not [w for w in exported.warnings if "2026-12-30" in w], format_name
 
 
 def test_okhttp_warns_that_a_host_under_two_patterns_accepts_both() -> None:
@@ -347,6 +376,13 @@ def _platform(format_name: str, text: str) -> list[tuple[Lookup, str]]:
 @pytest.mark.parametrize("format_name", [name for name in FORMATS if name != "json"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated=_channels(), identities=st.sampled_from(("auto", "leaf", "ca", "both")))
+@example(  # ATS leaves out *.example.com, then enforces **.example.com's keys on a.example.com
+    generated=channel(
+        rule("**.example.com", "enforce", (LEAF, "leaf"), (BACKUP, "backup")),
+        rule("*.example.com", "enforce", (CA, "leaf"), (ROOT, "backup")),
+    ),
+    identities="auto",
+)
 def test_an_export_never_enforces_more_than_pinwarden_nor_less_without_a_warning(
     format_name: str, generated: ExportChannel, identities: str
 ) -> None:
@@ -363,7 +399,14 @@ def test_an_export_never_enforces_more_than_pinwarden_nor_less_without_a_warning
             governing = generated.governing_rule(host)
             if got is not None and got[0]:
                 assert wanted is not None and wanted[0], (label, host, got, wanted)
-                if label != "ats":  # ATS checks by chain role, not "any pin"
+                assert governing is not None
+                if label == "ats":  # ATS checks by chain role, not "any pin"
+                    entry = ats_entry(parse_ats_plist(exported.text)[0], host)
+                    assert entry is not None
+                    assert ats_admits_what_pinwarden_does(entry, governing, identities), (
+                        host, entry, governing,
+                    )  # fmt: skip
+                else:
                     assert got[1] >= wanted[1], (label, host, got, wanted)
             elif wanted is not None and (wanted[0] or got is None):
                 assert governing is not None

@@ -99,6 +99,7 @@ def test_roles_are_given_inferred_published_and_exported(
     assert cli("publish", CHANNEL)[0] == 0
     status, out, err = cli("export", "--format", "ios-plist", CHANNEL, "--ios-identities", "both")
     assert status == 0, err
+    assert "chain roles are the pin server's records, not part of the signed pin set" in err
     _, domains = parse_ats_plist(out)
     identities = domains[host]
     assert [i["SPKI-SHA256-BASE64"] for i in identities["NSPinnedLeafIdentities"]] == [

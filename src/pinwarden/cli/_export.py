@@ -63,6 +63,11 @@ __all__ = ["register"]
 _HISTORY_LIMIT = 500  # the most the admin API's history gives in one answer
 _MAX_VERSION = 2**31 - 1
 _MAX_LIFETIME_DAYS = 5 * 366
+# ATS files a pin by its chain role; the roles are not in the signed pin set (docs/export.md).
+_UNSIGNED_ROLES = (
+    "chain roles are the pin server's records, not part of the signed pin set: check that each "
+    "NSPinnedLeafIdentities key is a leaf or backup key and each NSPinnedCAIdentities key a CA's"
+)
 
 
 def _positive(limit: int, what: str) -> Any:
@@ -257,6 +262,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.pinset is not None and args.version is not None:
         raise CommandError("--version is for the server; a --pinset file is one version")
     channel, notes = (_from_file if args.pinset else _from_server)(args, now)
+    if args.pinset is None and args.format_name == "ios-plist":
+        notes.append(_UNSIGNED_ROLES)
     if channel.name != args.channel:
         raise CommandError(f"the pin set is of channel {channel.name!r}, not {args.channel!r}")
     settings = ExportSettings(

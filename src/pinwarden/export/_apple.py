@@ -22,6 +22,7 @@ TrustKit's source is ``kSKExcludeSubdomainFromParentPolicy``.
 from __future__ import annotations
 
 import plistlib
+from collections.abc import Callable
 from typing import Any
 
 from pinwarden._hosts import PatternKind
@@ -58,6 +59,21 @@ def _plist(value: dict[str, Any]) -> str:
 # ---- App Transport Security --------------------------------------------------------------------
 
 
+def _chosen(
+    pins: tuple[ExportPin, ...], choice: str
+) -> tuple[tuple[ExportPin, ...], tuple[ExportPin, ...]]:
+    """The pins ATS gets as leaf and as CA identities, by role and ``--ios-identities``."""
+    leaf = tuple(pin for pin in pins if not pin.is_ca)
+    ca = tuple(pin for pin in pins if pin.is_ca)
+    if leaf and ca and choice in ("leaf", "ca"):
+        return (leaf, ()) if choice == "leaf" else ((), ca)
+    return leaf, ca
+
+
+def _digests(pins: tuple[ExportPin, ...]) -> frozenset[str]:
+    return frozenset(pin.digest for pin in pins)
+
+
 def _identities(
     rule: ExportRule, settings: ExportSettings, findings: Findings
 ) -> dict[str, list[dict[str, str]]] | None:
@@ -68,9 +84,8 @@ def _identities(
         findings.refuse(rule, f"pin {pin.pin} has no chain role, which ATS needs: {hint}")
     if unknown:
         return None
-    leaf = [pin for pin in rule.pins if not pin.is_ca]
-    ca = [pin for pin in rule.pins if pin.is_ca]
     choice = settings.ios_identities
+    leaf, ca = _chosen(rule.pins, "both")
     if leaf and ca:
         if choice == "auto":
             findings.refuse(
@@ -88,12 +103,29 @@ def _identities(
                 f"its {dropped} pins are left out (--ios-identities {choice}); iOS refuses a "
                 "chain that only they would match",
             )
-            leaf, ca = (leaf, []) if choice == "leaf" else ([], ca)
-    arrays: dict[str, list[ExportPin]] = {
-        "NSPinnedLeafIdentities": leaf,
-        "NSPinnedCAIdentities": ca,
-    }
+        leaf, ca = _chosen(rule.pins, choice)
+    arrays = {"NSPinnedLeafIdentities": leaf, "NSPinnedCAIdentities": ca}
     return {key: [{_SPKI_KEY: pin.digest} for pin in pins] for key, pins in arrays.items() if pins}
+
+
+def _ats_admits(choice: str) -> Callable[[Entry, ExportRule], bool]:
+    """Whether ATS, enforcing the identities written for ``entry`` on a host, accepts the chains
+    pinwarden accepts there under ``wanted``: the arrays ``wanted`` itself gets (its role choice
+    was warned about), or one array holding all of its pins in their role. Roles are the pin
+    server's records, not signed (docs/export.md): a wanted pin without one admits nothing."""
+
+    def admits(entry: Entry, wanted: ExportRule) -> bool:
+        if any(pin.role == UNSPECIFIED_ROLE for pin in wanted.pins):
+            return False
+        leaf, ca = map(_digests, _chosen(entry.rule.pins, choice))
+        if (leaf, ca) == tuple(map(_digests, _chosen(wanted.pins, choice))):
+            return True
+        wanted_leaf, wanted_ca = map(_digests, _chosen(wanted.pins, "both"))
+        if wanted_leaf and wanted_ca:
+            return False
+        return not ca and wanted_leaf <= leaf if wanted_leaf else not leaf and wanted_ca <= ca
+
+    return admits
 
 
 def _ats_entry(rule: ExportRule, findings: Findings) -> Entry | None:
@@ -125,7 +157,10 @@ def export_ios_plist(channel: ExportChannel, settings: ExportSettings) -> Export
                 "NSIncludesSubdomains": entry.scope is not Scope.EXACT,
                 **identities,
             }
-    check_fidelity(channel, kept, Lookup.MOST_SPECIFIC, findings, compare_pins=False)
+    check_fidelity(
+        channel, kept, Lookup.MOST_SPECIFIC, findings, admits=_ats_admits(settings.ios_identities)
+    )
+    findings.warn_unwritten_expiries(entry.rule for entry in kept)
     findings.warn(
         "NSPinnedDomains",
         "ATS pins have no expiry and cannot change until the app is updated: ship an update "

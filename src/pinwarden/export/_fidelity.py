@@ -20,7 +20,7 @@ pinwarden (a rule left out) is a warning.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pinwarden._hosts import PatternKind
@@ -67,10 +67,13 @@ class _Policy:
     enforce: bool
     pins: frozenset[str]
     source: str
+    entry: Entry | None = None  # the one entry applied (None: several, as OkHttp's union)
 
 
 def _policy(entry: Entry) -> _Policy | None:
-    return None if entry.pins is None else _Policy(entry.enforce, entry.pins, str(entry.rule))
+    return (
+        None if entry.pins is None else _Policy(entry.enforce, entry.pins, str(entry.rule), entry)
+    )
 
 
 def _platform_policy(
@@ -115,9 +118,13 @@ def check_fidelity(
     lookup: Lookup,
     findings: Findings,
     *,
-    compare_pins: bool = True,
+    admits: Callable[[Entry, ExportRule], bool] | None = None,
 ) -> None:
-    """Warn where the export pins less than pinwarden; refuse where it would enforce more."""
+    """Warn where the export pins less than pinwarden; refuse where it would enforce more.
+
+    ``admits(entry, rule)`` replaces the comparison of pin sets for a platform that does not
+    accept "any pin" (ATS): whether enforcing ``entry`` on a host accepts what pinwarden accepts
+    there under ``rule``; a False is refused."""
     platform = findings.platform
     for host in _sample_hosts(channel):
         rule = channel.governing_rule(host)
@@ -145,7 +152,14 @@ def check_fidelity(
                 f"{platform} would enforce the pins of {got.source} on {host}, where pinwarden "
                 f"has {what}; an app would refuse a chain pinwarden accepts",
             )
-        elif compare_pins and got.pins != wanted.pin_values:
+        elif admits is not None and got.entry is not None:
+            if not admits(got.entry, wanted):
+                findings.refuse(
+                    wanted,
+                    f"{platform} would check {host} against the identities written for "
+                    f"{got.source}, which refuse chains this rule accepts",
+                )
+        elif got.pins != wanted.pin_values:
             if got.pins > wanted.pin_values:
                 findings.warn(
                     wanted,

@@ -167,6 +167,18 @@ class Findings:
             raise ExportRefused(self.problems, self.warnings)
         return Exported(text, tuple(self.warnings))
 
+    def warn_unwritten_expiries(self, rules: Iterable[ExportRule]) -> None:
+        """For a platform without an expiry (ATS, OkHttp): pins keep being enforced after their
+        rule stops applying (docs/spec.md §8), so every such rule is a warning (``--strict``)."""
+        for rule in rules:
+            if rule.expires is not None:
+                ends = rule.expires.astimezone(timezone.utc)
+                self.warn(
+                    rule,
+                    f"{self.platform} has no expiry: these pins stay enforced after the rule "
+                    f"expires ({ends:%Y-%m-%d %H:%M} UTC), until the app is updated",
+                )
+
     def expressible_pattern(self, rule: ExportRule) -> bool:
         """A one-label wildcard (``*.x``) has no counterpart in platforms that pin a domain and
         its subdomains; an IP address is not a domain they can pin. Warns and says False."""

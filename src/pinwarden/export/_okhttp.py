@@ -4,7 +4,7 @@ OkHttp (``CertificatePinner.kt``): ``add(pattern, "sha256/…", …)`` with ``ap
 ``*.example.com`` (one label) and ``**.example.com`` (any depth, the domain itself included;
 OkHttp 4.3.0 and later). Every matching pattern's pins count, so a host under two rules accepts
 the pins of both (a warning). OkHttp has no report-only mode, no way to switch pinning off under
-a pinned pattern, and no expiry.
+a pinned pattern, and no expiry: a rule's ``expires`` is a warning, as its pins outlive it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def export_okhttp(channel: ExportChannel, settings: ExportSettings) -> Exported:
     findings = Findings("OkHttp")
     entries = [entry for rule in channel.rules if (entry := _entry(rule, findings))]
     check_fidelity(channel, entries, Lookup.UNION, findings)
+    findings.warn_unwritten_expiries(entry.rule for entry in entries)
     expiry = min((settings.pins_expire(entry.rule) for entry in entries), default=None)
     lines = [
         "// " + comment_text(f"pinwarden export of channel {channel.name} v{channel.version}"),
