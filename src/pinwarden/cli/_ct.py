@@ -7,12 +7,16 @@
 - ``ct sightings``: the certificates seen for pinned hosts, unpinned keys first.
 
 Exit status of ``watch``: 0 nothing new needs attention; 1 a certificate with an unpinned key or
-a misbehaving log; 2 bad input; 3 a log or log list could not be read.
+a misbehaving log; 2 bad input; 3 a log or log list could not be read, or another process holds
+the ``ct-watch`` lease (the server's watch, or another ``ct watch --once``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
+from datetime import timedelta
 from typing import Any
 
 from pinwarden.cli._common import (
@@ -33,6 +37,7 @@ from pinwarden.cli._server import (
 __all__ = ["register"]
 
 _MAX_SOURCES = 20
+_LEASE = timedelta(minutes=30)  # renewed every 10 minutes of the round, released at its end
 
 
 def _positive(low: int, high: int) -> Any:
@@ -167,12 +172,20 @@ def _run_watch(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 start_at_end=not args.from_start,
             )
+            holder = f"pinwarden ct watch {socket.gethostname()[:100]} {os.getpid()}"
             try:
-                found = watcher.run_once()
+                leased = watcher.run_leased(holder, _LEASE, release=True)
             except LogFetchError as error:
                 raise CommandError(str(error), EXIT_NETWORK) from None
         finally:
             engine.dispose()
+    if leased is None:
+        raise CommandError(
+            "another pinwarden (a server or ct watch) is running the CT watch now (lease "
+            "ct-watch); try again later",
+            EXIT_NETWORK,
+        )
+    found = leased
     if args.json:
         print_json(found.view())
     else:

@@ -131,7 +131,8 @@ def _names(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[NameLa
             for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             if isinstance(value := attribute.value, str)
         ]
-    except ValueError:  # a malformed extension or name: cannot rule any host out
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        # a malformed, repeated or unknown extension or name: cannot rule any host out
         return (), (), True
     for name in dict.fromkeys([*dns, *common]):  # the common name repeats a DNS name, mostly
         names.append(name)

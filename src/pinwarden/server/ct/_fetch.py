@@ -8,6 +8,7 @@ or a hang. ``Content-Encoding: gzip`` is decoded (static-ct-api: clients MUST su
 from __future__ import annotations
 
 import ssl
+import time
 from types import TracebackType
 
 import httpx
@@ -26,7 +27,13 @@ class LogNotFound(LogFetchError):
 
 
 class Fetcher:
-    def __init__(self, *, timeout: float = 20.0, cafile: str | None = None) -> None:
+    """``timeout``: per network operation (httpx's, reset by every byte read); ``deadline``:
+    for the whole request, checked as the body arrives, so a log trickling a byte now and then
+    cannot hold a round for days."""
+
+    def __init__(
+        self, *, timeout: float = 20.0, deadline: float = 300.0, cafile: str | None = None
+    ) -> None:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=cafile) if cafile else True
         )
@@ -36,10 +43,10 @@ class Fetcher:
             headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, identity"},
             follow_redirects=False,
         )
-        self.requests = 0
+        self._deadline = deadline
 
     def get(self, url: str, *, limit: int) -> bytes:
-        self.requests += 1
+        stop = time.monotonic() + self._deadline
         try:
             with self._client.stream("GET", url) as response:
                 if response.status_code == 404:
@@ -52,6 +59,8 @@ class Fetcher:
                     if size > limit:
                         raise LogFetchError(f"{url}: the answer is larger than {limit} bytes")
                     chunks.append(chunk)
+                    if time.monotonic() > stop:
+                        raise LogFetchError(f"{url}: no full answer in {self._deadline:g} s")
                 return b"".join(chunks)
         except httpx.HTTPError as error:
             raise LogFetchError(f"{url}: {type(error).__name__}: {error}") from None

@@ -53,9 +53,6 @@ class CollapsedTree:
             digest = node_hash(node, digest)
         return digest
 
-    def copy(self) -> CollapsedTree:
-        return CollapsedTree(self.size, self.nodes)
-
     def to_json(self) -> list[str]:
         return [node.hex() for node in self.nodes]
 

@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from sqlalchemy import select
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pinwarden._hosts import HostPattern
@@ -45,7 +46,7 @@ from pinwarden.server.ct._merkle import CollapsedTree
 from pinwarden.server.ct._models import CtLogState, CtSighting
 from pinwarden.server.ct._readers import LogMisbehaved, LogReader, reader_for
 from pinwarden.server.ct._wire import MalformedEntry
-from pinwarden.server.freshness import take_lease
+from pinwarden.server.freshness import Lease, take_lease
 
 __all__ = ["CtWatcher", "LogOutcome", "WatchRound", "watched_rules"]
 
@@ -53,6 +54,17 @@ logger = logging.getLogger("pinwarden.ct")
 
 Clock = Callable[[], datetime]
 _LEASE = "ct-watch"
+# How long an expired sighting (not_after passed) and the state of a log no longer listed are
+# kept: long enough for a late look at the dashboard, short enough that the tables stay small.
+_RETENTION = timedelta(days=30)
+
+
+class _LeaseLost(Exception):
+    """Another replica holds the ``ct-watch`` lease: this round stops before the next log."""
+
+
+class _Conflict(Exception):
+    """Another replica recorded this log since this round read its position."""
 
 
 @dataclass
@@ -137,9 +149,9 @@ def _issuer_pin(entry: LogEntry, reader: LogReader) -> str | None:
     try:
         leaf = x509.load_der_x509_certificate(entry.der)
         leaf.verify_directly_issued_by(x509.load_der_x509_certificate(issuer_der))
-    except (ValueError, TypeError, InvalidSignature):
-        return None
-    return spki_pin_of_der(issuer_der)
+        return spki_pin_of_der(issuer_der)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return None  # an issuer the log made up: outside the tree hash, never a reason to stop
 
 
 class CtWatcher:
@@ -164,24 +176,59 @@ class CtWatcher:
         self.rounds: Counter[str] = Counter()  # "ok", "failed"
         self.positions: dict[str, int] = {}
         self.last_round: WatchRound | None = None
+        self._lease: tuple[str, timedelta] | None = None  # (holder, duration) while leased
+        self._renewed: datetime | None = None
 
     async def run_forever(self, holder: str, *, every: timedelta) -> None:
-        """A round every ``every`` on one replica at a time (the ``ct-watch`` lease). Cancel to
-        stop."""
+        """A round every ``every`` on one replica at a time (the ``ct-watch`` lease, lasting
+        ``every * 3`` and renewed as the round goes). Cancel to stop."""
         while True:
             await asyncio.sleep(every.total_seconds())
             try:
-                if await asyncio.to_thread(self._take_lease, holder, every):
-                    await asyncio.to_thread(self.run_once)
+                await asyncio.to_thread(self.run_leased, holder, every * 3)
             except LogFetchError as error:  # no log list readable: counted by run_once
                 logger.warning("pinwarden: CT watch round skipped: %s", error)
             except Exception:  # the schedule must outlive any one round
                 self.rounds["failed"] += 1
                 logger.exception("pinwarden: a CT watch round failed")
 
-    def _take_lease(self, holder: str, every: timedelta) -> bool:
+    def run_leased(
+        self, holder: str, duration: timedelta, *, release: bool = False
+    ) -> WatchRound | None:
+        """``run_once`` holding the ``ct-watch`` lease, renewed between logs and batches (a
+        round may outlast one lease); None when another holder has it. A round whose lease is
+        lost midway stops before its next log, saying so in its notes. ``release``: give the
+        lease up afterwards (``pinwarden ct watch --once``, so the server's next round runs)."""
+        self._lease, self._renewed = (holder, duration), None
+        try:
+            self._renew()
+        except _LeaseLost:
+            self._lease = None
+            return None
+        try:
+            return self.run_once()
+        finally:
+            if release:
+                with self._sessions.begin() as session:
+                    session.execute(
+                        update(Lease)
+                        .where(Lease.name == _LEASE, Lease.holder == holder)
+                        .values(expires_at=self._clock())
+                    )
+            self._lease = None
+
+    def _renew(self) -> None:
+        """Renew the lease when a third of it has passed; ``_LeaseLost`` when another has it."""
+        if self._lease is None:
+            return
+        holder, duration = self._lease
+        now = self._clock()
+        if self._renewed is not None and now - self._renewed < duration / 3:
+            return
         with self._sessions.begin() as session:
-            return take_lease(session, _LEASE, holder, now=self._clock(), duration=every * 3)
+            if not take_lease(session, _LEASE, holder, now=now, duration=duration):
+                raise _LeaseLost(f"another replica holds the {_LEASE} lease")
+        self._renewed = now
 
     def run_once(self) -> WatchRound:
         """One round over every followed log (blocking: run it in a thread)."""
@@ -196,14 +243,50 @@ class CtWatcher:
             with self._sessions() as session:
                 rules = watched_rules(session)
             for log in logs:
-                outcome.logs.append(
-                    self._follow(log, reader_for(log, fetcher, self._batch), rules, outcome)
-                )
+                try:
+                    self._renew()
+                    outcome.logs.append(
+                        self._follow(log, reader_for(log, fetcher, self._batch), rules, outcome)
+                    )
+                except _LeaseLost as error:
+                    outcome.notes.append(f"round stopped before {log.description}: {error}")
+                    break
         with self._sessions.begin() as session:
             self._resolve_pinned(session, rules)
+            self._prune(session, {log.name for log in logs}, outcome)
         self.rounds["ok"] += 1
         self.last_round = outcome
         return outcome
+
+    def _prune(self, session: Session, listed: set[str], outcome: WatchRound) -> None:
+        """Forget sightings expired for ``_RETENTION`` (unless their alert is still open) and
+        the state of logs no longer listed nor read for ``_RETENTION`` (a list that failed to
+        load for a while loses nothing)."""
+        cutoff = outcome.at - _RETENTION
+        open_subjects = set(
+            session.scalars(
+                select(Alert.subject).where(
+                    Alert.kind == AlertKind.CT_UNPINNED_KEY.value, Alert.resolved_at.is_(None)
+                )
+            )
+        )
+        expired = [
+            sighting.id
+            for sighting in session.scalars(select(CtSighting).where(CtSighting.not_after < cutoff))
+            if sighting.alert_subject not in open_subjects
+        ]
+        stale = session.scalars(
+            select(CtLogState.id).where(
+                CtLogState.log_id.not_in(listed), CtLogState.updated_at < cutoff
+            )
+        ).all()
+        for model, ids in ((CtSighting, expired), (CtLogState, stale)):
+            for start in range(0, len(ids), 500):
+                session.execute(delete(model).where(model.id.in_(ids[start : start + 500])))
+        if expired or stale:
+            outcome.notes.append(
+                f"pruned {len(expired)} expired sighting(s), {len(stale)} unlisted log(s)"
+            )
 
     def _follow(
         self, log: CtLog, reader: LogReader, rules: RuleSet, outcome: WatchRound
@@ -215,6 +298,7 @@ class CtWatcher:
                 if state is not None
                 else None
             )
+        read_at = tree.size if tree else None
         result = LogOutcome(
             log.name, log.description, tree.size if tree else 0, tree.size if tree else 0
         )
@@ -224,17 +308,21 @@ class CtWatcher:
                 tree = reader.right_edge(head) if self._start_at_end else CollapsedTree()
                 result.start = result.end = tree.size
             found = self._catch_up(log, reader, rules, tree, head)
+            self._record(log, tree, head, found, outcome, read_at)
         except LogMisbehaved as error:
             result.misbehaved = str(error)
             self._record_misbehaviour(log, str(error))
             return result
-        except (LogFetchError, MalformedEntry) as error:
-            result.error = str(error)[:500]
+        except (LogFetchError, MalformedEntry, _Conflict, IntegrityError) as error:
+            result.error = (
+                "another replica recorded this log during the round; retried next round"
+                if isinstance(error, _Conflict | IntegrityError)
+                else str(error)[:500]
+            )
             logger.warning("pinwarden: CT log %s: %s", log.description, result.error)
-            self._save_error(log, result.error)
+            self._save_error(log, result.error, outcome)
             return result
         result.end = tree.size
-        self._record(log, tree, head, found, outcome)
         return result
 
     def _catch_up(
@@ -247,6 +335,7 @@ class CtWatcher:
         found: list[_Found] = []
         read = unparsable = 0
         for batch in reader.batches(tree.size, head.size) if head.size > tree.size else ():
+            self._renew()
             for digest, entry in batch:
                 tree.append(digest)
                 read += 1
@@ -276,9 +365,16 @@ class CtWatcher:
         head: TreeHead,
         found: list[_Found],
         outcome: WatchRound,
+        read_at: int | None,
     ) -> None:
+        """Save the batch in one transaction, unless the stored position is no longer the one
+        read at the start (``read_at``; None: no state yet): then another replica that held the
+        lease before this one recorded it meanwhile, and nothing of this round is kept."""
         now = self._clock()
         with self._sessions.begin() as session:
+            state = session.scalar(select(CtLogState).where(CtLogState.log_id == log.name))
+            if (state.tree_size if state is not None else None) != read_at:
+                raise _Conflict(log.name)
             self._save_state(session, log, tree, head, None, now)
             for item in found:
                 self._sight(session, log, item, now, outcome)
@@ -352,11 +448,15 @@ class CtWatcher:
         state.collapsed, state.head_timestamp = tree.to_json(), head.timestamp
         state.updated_at, state.last_error = now, error
 
-    def _save_error(self, log: CtLog, error: str) -> None:
+    def _save_error(self, log: CtLog, error: str, outcome: WatchRound) -> None:
+        """The error on the log's state row; a log never read yet has none (a row would need a
+        verified position), so the round's notes say it instead."""
         with self._sessions.begin() as session:
             state = session.scalar(select(CtLogState).where(CtLogState.log_id == log.name))
             if state is not None:
                 state.last_error, state.updated_at = error, self._clock()
+                return
+        outcome.notes.append(f"{log.description} has not been read yet: {error}"[:600])
 
     def _record_misbehaviour(self, log: CtLog, why: str) -> None:
         logger.error("pinwarden: CT log %s misbehaves: %s", log.description, why)
