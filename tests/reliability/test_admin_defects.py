@@ -365,3 +365,49 @@ def test_the_export_static_command_reads_a_server_url(
     capsys.readouterr()
     assert main(["export-static", str(tmp_path / "none")]) == 2
     assert "give --data DIR" in capsys.readouterr().err
+
+
+# ---- found by the stateful schemathesis run (test_schemathesis_stateful.py) --------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("", {"refresh_seconds": None}),
+        ("", {"ttl_seconds": None}),
+        ("", {"description": None}),
+        ("/rules/api.example.com", {"probe_port": None}),
+        ("/rules/api.example.com", {"mode": None}),
+    ],
+)
+def test_a_null_for_a_field_that_always_has_a_value_is_a_422(
+    live_server: LiveServer, path: str, body: dict[str, object]
+) -> None:
+    """Each was a TypeError in a range check (500), or a 409 for the description."""
+    with live_server.client() as client:
+        client.post("/v1/admin/channels", json={"name": CHANNEL}).raise_for_status()
+        rule = {"pattern": "api.example.com", "mode": "disabled"}
+        client.post(f"/v1/admin/channels/{CHANNEL}/rules", json=rule).raise_for_status()
+        response = client.patch(f"/v1/admin/channels/{CHANNEL}{path}", json=body)
+        assert response.status_code == 422, response.text
+        assert "cannot be null" in response.json()["error"]
+        shown = client.get(f"/v1/admin/channels/{CHANNEL}").json()
+    assert shown["refresh_seconds"] > 0 and shown["rules"][0]["mode"] == "disabled"
+    assert _database_up(live_server)
+
+
+def test_a_forced_publish_of_a_rule_that_cannot_be_signed_is_a_422(
+    live_server: LiveServer,
+) -> None:
+    """An enforced rule with no pin: --force skips the safety checks, not the document's own
+    rules; signing it raised FormatError (500)."""
+    with live_server.client() as client:
+        client.post("/v1/admin/channels", json={"name": CHANNEL}).raise_for_status()
+        rule = {"pattern": "api.example.com", "mode": "enforce"}
+        client.post(f"/v1/admin/channels/{CHANNEL}/rules", json=rule).raise_for_status()
+        response = client.post(
+            f"/v1/admin/channels/{CHANNEL}/publish", json={"force": True, "reason": "test"}
+        )
+        assert response.status_code == 422, response.text
+        assert "needs at least one pin" in response.json()["error"]
+        assert client.get(f"/v1/admin/channels/{CHANNEL}/history").json() == []

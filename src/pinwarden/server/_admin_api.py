@@ -120,6 +120,29 @@ def _scope(name: str) -> dict[str, Any]:
     return {"openapi_extra": {"x-required-scope": name}}
 
 
+def _links(**links: dict[str, Any]) -> dict[str, Any]:
+    """Where a response leads: OpenAPI Link Objects (OpenAPI 3.1, section 4.8.20), keyed by
+    name. They document the main flows (create, then read, change, remove) and let a stateful
+    fuzzer chain the operations (tests/reliability/test_schemathesis_stateful.py)."""
+    return {"links": links}
+
+
+def _link(
+    operation_id: str, body: dict[str, str] | None = None, **parameters: str
+) -> dict[str, Any]:
+    """One Link Object: the target's operation id (FastAPI's, from the function, path and
+    method) and runtime expressions for its parameters and body (section 4.8.20.4)."""
+    link: dict[str, Any] = {"operationId": operation_id, "parameters": parameters}
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+# The expressions for the channel and rule a request named in its own path.
+_SAME_CHANNEL = "$request.path.channel"
+_SAME_RULE = "$request.path.pattern"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -242,6 +265,26 @@ def _observation_view(row: Observation) -> dict[str, Any]:
     }
 
 
+# A rule, added or changed, leads to changing it again, removing it, or pinning it.
+_RULE_LINKS = _links(
+    UpdateRule=_link(
+        "update_rule_channels__channel__rules__pattern__patch",
+        channel=_SAME_CHANNEL,
+        pattern="$response.body#/pattern",
+    ),
+    RemoveRule=_link(
+        "remove_rule_channels__channel__rules__pattern__delete",
+        channel=_SAME_CHANNEL,
+        pattern="$response.body#/pattern",
+    ),
+    AddPin=_link(
+        "add_pin_channels__channel__rules__pattern__pins_post",
+        channel=_SAME_CHANNEL,
+        pattern="$response.body#/pattern",
+    ),
+)
+
+
 def _channel_routes(router: APIRouter) -> None:
     # Routes with a suffix come before /channels/{channel:path}, which would swallow them.
     @router.get("/channels", **_scope("read"))
@@ -249,7 +292,22 @@ def _channel_routes(router: APIRouter) -> None:
         with services.sessions() as session:
             return [channels.channel_view(c, rules=False) for c in channels.list_channels(session)]
 
-    @router.post("/channels", status_code=201, **_scope("write"))
+    @router.post(
+        "/channels",
+        status_code=201,
+        responses={
+            201: _links(
+                ShowChannel=_link("show_channels__channel__get", channel="$response.body#/name"),
+                UpdateChannel=_link(
+                    "update_channels__channel__patch", channel="$response.body#/name"
+                ),
+                AddRule=_link(
+                    "add_rule_channels__channel__rules_post", channel="$response.body#/name"
+                ),
+            )
+        },
+        **_scope("write"),
+    )
     def create(body: ChannelCreate, services: ServicesDep, principal: WriteScope) -> dict[str, Any]:
         with services.sessions.begin() as session:
             channel = channels.create_channel(
@@ -260,7 +318,19 @@ def _channel_routes(router: APIRouter) -> None:
         services.store.add_channel(channel.name)
         return view
 
-    @router.get("/channels/{channel:path}/history", **_scope("read"))
+    @router.get(
+        "/channels/{channel:path}/history",
+        responses={
+            200: _links(
+                SignedNewest=_link(
+                    "signed_version_channels__channel__pinset__version__get",
+                    channel=_SAME_CHANNEL,
+                    version="$response.body#/0/version",
+                )
+            )
+        },
+        **_scope("read"),
+    )
     def get_history(
         channel: str,
         services: ServicesDep,
@@ -290,7 +360,18 @@ def _channel_routes(router: APIRouter) -> None:
     @router.get(
         "/channels/{channel:path}/pinset/{version}",
         response_class=Response,
-        responses={200: {"content": {"application/jose+json": {}}}},
+        responses={
+            200: {
+                "content": {"application/jose+json": {}},
+                **_links(
+                    RollbackToIt=_link(
+                        "rollback_channels__channel__rollback_post",
+                        {"to_version": "$request.path.version"},
+                        channel=_SAME_CHANNEL,
+                    )
+                ),
+            }
+        },
         **_scope("read"),
     )
     def signed_version(
@@ -309,7 +390,27 @@ def _channel_routes(router: APIRouter) -> None:
             headers={"etag": document.etag, "cache-control": "private, max-age=86400, immutable"},
         )
 
-    @router.post("/channels/{channel:path}/publish", **_scope("publish"))
+    @router.post(
+        "/channels/{channel:path}/publish",
+        responses={
+            200: _links(
+                History=_link(
+                    "get_history_channels__channel__history_get", channel="$response.body#/channel"
+                ),
+                SignedVersion=_link(
+                    "signed_version_channels__channel__pinset__version__get",
+                    channel="$response.body#/channel",
+                    version="$response.body#/version",
+                ),
+                RollbackToPrevious=_link(
+                    "rollback_channels__channel__rollback_post",
+                    {"to_version": "$response.body#/previous_version"},
+                    channel="$response.body#/channel",
+                ),
+            )
+        },
+        **_scope("publish"),
+    )
     async def publish(
         channel: str, body: PublishBody, services: ServicesDep, principal: PublishScope
     ) -> dict[str, Any]:
@@ -338,7 +439,12 @@ def _channel_routes(router: APIRouter) -> None:
         )
         return outcome.view()
 
-    @router.post("/channels/{channel:path}/rules", status_code=201, **_scope("write"))
+    @router.post(
+        "/channels/{channel:path}/rules",
+        status_code=201,
+        responses={201: _RULE_LINKS},
+        **_scope("write"),
+    )
     def add_rule(
         channel: str, body: RuleCreate, services: ServicesDep, principal: WriteScope
     ) -> dict[str, Any]:
@@ -352,7 +458,11 @@ def _channel_routes(router: APIRouter) -> None:
             )
             return channels.rule_view(rule)
 
-    @router.patch("/channels/{channel:path}/rules/{pattern}", **_scope("write"))
+    @router.patch(
+        "/channels/{channel:path}/rules/{pattern}",
+        responses={200: _RULE_LINKS},
+        **_scope("write"),
+    )
     def update_rule(
         channel: str, pattern: str, body: RuleUpdate, services: ServicesDep, principal: WriteScope
     ) -> dict[str, Any]:
@@ -371,7 +481,26 @@ def _channel_routes(router: APIRouter) -> None:
         return {"removed": pattern}
 
     @router.post(
-        "/channels/{channel:path}/rules/{pattern}/pins", status_code=201, **_scope("write")
+        "/channels/{channel:path}/rules/{pattern}/pins",
+        status_code=201,
+        responses={
+            201: _links(
+                SetPinRole=_link(
+                    "set_pin_role_channels__channel__rules__pattern__pins_patch",
+                    channel=_SAME_CHANNEL,
+                    pattern=_SAME_RULE,
+                    pin="$response.body#/pin",
+                ),
+                RemovePin=_link(
+                    "remove_pin_channels__channel__rules__pattern__pins_delete",
+                    channel=_SAME_CHANNEL,
+                    pattern=_SAME_RULE,
+                    pin="$response.body#/pin",
+                ),
+                Publish=_link("publish_channels__channel__publish_post", channel=_SAME_CHANNEL),
+            )
+        },
+        **_scope("write"),
     )
     def add_pin(
         channel: str, pattern: str, body: PinCreate, services: ServicesDep, principal: WriteScope
@@ -440,7 +569,19 @@ def _other_routes(router: APIRouter) -> None:
         with services.sessions() as session:
             return [_token_view(token) for token in list_tokens(session)]
 
-    @router.post("/tokens", status_code=201, **_scope("admin"))
+    @router.post(
+        "/tokens",
+        status_code=201,
+        responses={
+            201: _links(
+                Revoke=_link(
+                    "revoke_tokens__token_id__revoke_post",
+                    token_id="$response.body#/token_id",  # noqa: S106 (an expression, no secret)
+                )
+            )
+        },
+        **_scope("admin"),
+    )
     def new_token(
         body: TokenCreate, services: ServicesDep, principal: AdminScope
     ) -> dict[str, Any]:

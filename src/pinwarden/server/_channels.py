@@ -124,6 +124,14 @@ def _normal_mode(mode: str) -> str:
         raise ValidationError(str(error)) from None
 
 
+def _refuse_nulls(changes: dict[str, Any], required: set[str]) -> None:
+    """A PATCH may leave a field out, not set one that always has a value to null (422, not a
+    TypeError deep in a range check)."""
+    nulls = sorted(key for key in required if key in changes and changes[key] is None)
+    if nulls:
+        raise ValidationError(f"{', '.join(nulls)}: cannot be null (leave the field out instead)")
+
+
 def _check_probe(host: str | None, port: int) -> None:
     if not 0 < port < 65536:
         raise ValidationError(f"probe port {port} is not a TCP port")
@@ -178,6 +186,7 @@ def update_channel(session: Session, name: str, actor: str, changes: dict[str, A
     allowed = {"description", "refresh_seconds", "ttl_seconds", "report_uri"}
     if set(changes) - allowed:
         raise ValidationError(f"unknown channel fields {sorted(set(changes) - allowed)}")
+    _refuse_nulls(changes, {"description", "refresh_seconds", "ttl_seconds"})
     _check_timing(
         changes.get("refresh_seconds", channel.refresh_seconds),
         changes.get("ttl_seconds", channel.ttl_seconds),
@@ -231,6 +240,7 @@ def update_rule(
     allowed = {"mode", "probe_host", "probe_port"}
     if set(changes) - allowed:
         raise ValidationError(f"unknown rule fields {sorted(set(changes) - allowed)}")
+    _refuse_nulls(changes, {"mode", "probe_port"})
     if "mode" in changes:
         changes = {**changes, "mode": _normal_mode(changes["mode"])}
     _check_probe(

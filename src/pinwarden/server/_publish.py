@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pinwarden.document import FormatError, PinSetRule
 from pinwarden.server._audit import record
 from pinwarden.server._channels import draft_rules, get_channel, replace_rules
 from pinwarden.server._errors import (
@@ -421,6 +422,11 @@ class Publisher:
             raise ValidationError("--force needs a --reason; it is recorded in the audit log")
         if not rules:
             raise ValidationError(f"channel {channel_name!r} has no rules to publish")
+        for rule in rules:  # what the document model refuses cannot be signed, forced or not
+            try:
+                PinSetRule(rule.pattern, rule.pin_values, rule.mode)
+            except FormatError as error:
+                raise ValidationError(str(error)) from None
         published = published_rules(latest) if latest else None
         lookup = partial(self._live.lookup, record=not dry_run)
         checks = (
