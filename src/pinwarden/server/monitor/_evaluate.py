@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pinwarden.export import chain_role
 from pinwarden.server.alerts import AlertKind, Condition
 from pinwarden.server.monitor._scan import ScanResult, ScanTarget
 
@@ -189,18 +190,12 @@ class HostReport:
             "published": self.target.published is not None,
             **self.result.view(),
             "positions": [
-                _position(i, len(self.result.chain)) for i in range(len(self.result.chain))
+                chain_role(i, len(self.result.chain)) for i in range(len(self.result.chain))
             ],
             "matches": [match.view() for match in self.matches],
             "backup_pins": list(self.backups),
             "conditions": [{"kind": c.kind.value, "summary": c.summary} for c in self.conditions],
         }
-
-
-def _position(index: int, length: int) -> str:
-    if index == 0:
-        return "leaf"
-    return "root" if index == length - 1 else "intermediate"
 
 
 def evaluate(
@@ -218,7 +213,10 @@ def evaluate(
     published = target.published
     matches = tuple(
         PinMatch(
-            pin.pin, _position(chain_pins.index(pin.pin), len(chain_pins)), pin.label, pin.is_backup
+            pin.pin,
+            chain_role(chain_pins.index(pin.pin), len(chain_pins)),
+            pin.label,
+            pin.is_backup,
         )
         for pin in published or ()
         if pin.pin in chain_pins
