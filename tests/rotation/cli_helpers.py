@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pinwarden.cli import main
+from pinwarden.rotation._lab import API_HOST, CHANNEL, Lab
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,22 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Ran:
     status = main(list(argv))
     captured = capsys.readouterr()
     return Ran(status, captured.out, captured.err)
+
+
+def rotate_plan(lab: Lab, *options: str) -> list[str]:
+    """``rotate plan`` of the lab's API host, against its pin server and keyring."""
+    return [
+        "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
+        "--keyring", str(lab.keyring_file), *options,
+    ]  # fmt: skip
+
+
+def reaching_api(lab: Lab) -> list[str]:
+    """The options that reach the lab's API host on 127.0.0.1 and trust its CA."""
+    return [
+        "--port", str(lab.api.port), "--connect-to", "127.0.0.1",
+        "--host-ca-file", str(lab.api_ca_file),
+    ]  # fmt: skip
 
 
 def assert_one_error_line(ran: Ran, status: int, *words: str) -> None:

@@ -16,32 +16,19 @@ from pinwarden.rotation._certs import new_key
 from pinwarden.rotation._channel import fetch_published
 from pinwarden.rotation._lab import API_HOST, CHANNEL, Lab
 from pinwarden.rotation._plan import plan_rotation, poll_window
-from tests.rotation.cli_helpers import assert_one_error_line, run, write_key
+from tests.rotation.cli_helpers import (
+    assert_one_error_line,
+    reaching_api,
+    rotate_plan,
+    run,
+    write_key,
+)
 
 pytestmark = pytest.mark.network
 
 
 def _plan(capsys: pytest.CaptureFixture[str], lab: Lab, *extra: str) -> dict[str, object]:
-    ran = run(
-        capsys,
-        "rotate",
-        "plan",
-        API_HOST,
-        "--channel",
-        CHANNEL,
-        "--server",
-        lab.server_url,
-        "--keyring",
-        str(lab.keyring_file),
-        "--port",
-        str(lab.api.port),
-        "--connect-to",
-        "127.0.0.1",
-        "--host-ca-file",
-        str(lab.api_ca_file),
-        "--json",
-        *extra,
-    )
+    ran = run(capsys, *rotate_plan(lab, *reaching_api(lab), "--json", *extra))
     assert ran.status in (0, 1), ran.err
     plan: dict[str, object] = json.loads(ran.out)
     plan["status"] = ran.status
@@ -182,22 +169,9 @@ def test_the_planned_backup_is_found_without_naming_a_key(
 def test_a_host_failing_normal_validation_is_a_network_error(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ran = run(
-        capsys,
-        "rotate",
-        "plan",
-        API_HOST,
-        "--channel",
-        CHANNEL,
-        "--server",
-        lab.server_url,
-        "--keyring",
-        str(lab.keyring_file),
-        "--port",
-        str(lab.api.port),
-        "--connect-to",
-        "127.0.0.1",  # without the API's CA: the chain does not validate
-    )
+    # Without the API's CA: the chain does not validate.
+    options = ("--port", str(lab.api.port), "--connect-to", "127.0.0.1")
+    ran = run(capsys, *rotate_plan(lab, *options))
     assert_one_error_line(ran, 3, "fails normal validation")
 
 
@@ -215,19 +189,7 @@ def test_a_host_failing_normal_validation_is_a_network_error(
 def test_bad_plan_input_is_one_line(
     lab: Lab, capsys: pytest.CaptureFixture[str], extra: list[str]
 ) -> None:
-    ran = run(
-        capsys,
-        "rotate",
-        "plan",
-        API_HOST,
-        "--channel",
-        CHANNEL,
-        "--server",
-        lab.server_url,
-        "--keyring",
-        str(lab.keyring_file),
-        *extra,
-    )
+    ran = run(capsys, *rotate_plan(lab, *extra))
     assert_one_error_line(ran, 2)
 
 

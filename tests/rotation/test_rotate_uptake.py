@@ -24,18 +24,20 @@ from pinwarden.rotation._uptake import (
     read_uptake,
     versions_carrying,
 )
-from tests.rotation.cli_helpers import assert_one_error_line, run, write_key
+from tests.rotation.cli_helpers import (
+    assert_one_error_line,
+    reaching_api,
+    rotate_plan,
+    run,
+    write_key,
+)
 
 pytestmark = pytest.mark.network
 
 
 def _plan(capsys: pytest.CaptureFixture[str], lab: Lab, *extra: str) -> dict[str, object]:
-    ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(lab.api.port),
-        "--connect-to", "127.0.0.1", "--host-ca-file", str(lab.api_ca_file),
-        "--token", lab.admin_token, "--json", *extra,
-    )  # fmt: skip
+    options = ("--token", lab.admin_token, "--json", *extra)
+    ran = run(capsys, *rotate_plan(lab, *reaching_api(lab), *options))
     assert ran.status == 0, ran.err
     plan: dict[str, object] = json.loads(ran.out)
     return plan
@@ -114,12 +116,8 @@ def test_step_two_waits_for_clients_to_fetch_the_new_pin(
 def test_without_a_token_the_counts_are_not_read(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(lab.api.port),
-        "--connect-to", "127.0.0.1", "--host-ca-file", str(lab.api_ca_file),
-        "--new-pin", lab.backup_pin, "--json",
-    )  # fmt: skip
+    options = ("--new-pin", lab.backup_pin, "--json")
+    ran = run(capsys, *rotate_plan(lab, *reaching_api(lab), *options))
     assert ran.status == 0, ran.err
     assert "fetch counts not checked" in json.loads(ran.out)["steps"][1]["detail"]
 
@@ -134,12 +132,8 @@ def test_without_a_token_the_counts_are_not_read(
 def test_bad_uptake_options_are_one_line(
     lab: Lab, capsys: pytest.CaptureFixture[str], extra: list[str]
 ) -> None:
-    ran = run(
-        capsys, "rotate", "plan", API_HOST, "--channel", CHANNEL, "--server", lab.server_url,
-        "--keyring", str(lab.keyring_file), "--port", str(lab.api.port),
-        "--connect-to", "127.0.0.1", "--host-ca-file", str(lab.api_ca_file),
-        "--new-pin", lab.backup_pin, *extra,
-    )  # fmt: skip
+    options = ("--new-pin", lab.backup_pin, *extra)
+    ran = run(capsys, *rotate_plan(lab, *reaching_api(lab), *options))
     assert_one_error_line(ran, 2)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pinwarden.rotation._lab import API_HOST, CHANNEL, Lab
-from tests.rotation.cli_helpers import assert_one_error_line, run
+from tests.rotation.cli_helpers import assert_one_error_line, rotate_plan, run
 
 pytestmark = pytest.mark.network
 
@@ -88,24 +88,8 @@ def test_a_trickling_host_ends_rotate_plan_at_its_timeout(
 ) -> None:
     port = trickler(start)
     started = time.monotonic()
-    ran = run(
-        capsys,
-        "rotate",
-        "plan",
-        API_HOST,
-        "--channel",
-        CHANNEL,
-        "--server",
-        lab.server_url,
-        "--keyring",
-        str(lab.keyring_file),
-        "--port",
-        str(port),
-        "--connect-to",
-        "127.0.0.1",
-        "--timeout",
-        "1",
-    )
+    options = ("--port", str(port), "--connect-to", "127.0.0.1", "--timeout", "1")
+    ran = run(capsys, *rotate_plan(lab, *options))
     assert_one_error_line(ran, 3, API_HOST)
     assert time.monotonic() - started < 30
 
