@@ -6,9 +6,6 @@ is "database down", and an old version's signed bytes can be fetched.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -135,30 +132,23 @@ def test_an_expiry_out_of_range_is_a_422(live_server: LiveServer, seconds: int) 
     assert response.status_code == 422 and "expires_in_seconds" in response.text
 
 
-def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pinwarden", *args],
-        env={**os.environ, **server.cli_env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_token_create_expires_in_and_token_list_shows_it(live_server: LiveServer) -> None:
-    made = _cli(live_server, "token", "create", "ci", "--scope", "read", "--expires-in", "30d")
+    made = live_server.run_cli("token", "create", "ci", "--scope", "read", "--expires-in", "30d")
     assert made.returncode == 0, made.stderr
     assert "expires 20" in made.stdout.splitlines()[0]
-    listed = _cli(live_server, "token", "list")
+    listed = live_server.run_cli("token", "list")
     assert listed.returncode == 0 and "expires 20" in listed.stdout
-    forever = _cli(live_server, "token", "create", "ops", "--scope", "read")  # the twin
+    forever = live_server.run_cli("token", "create", "ops", "--scope", "read")  # the twin
     assert forever.returncode == 0 and "expires" not in forever.stdout.splitlines()[0]
     for bad in ("30x", "d", "-1d", "0s", "9999999999999d"):
-        refused = _cli(live_server, "token", "create", "ci", "--scope", "read", "--expires-in", bad)
+        refused = live_server.run_cli(
+            "token", "create", "ci", "--scope", "read", "--expires-in", bad
+        )
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
         assert "--expires-in" in refused.stderr
-    too_long = _cli(live_server, "token", "create", "x", "--scope", "read", "--expires-in", "4000d")
+    too_long = live_server.run_cli(
+        "token", "create", "x", "--scope", "read", "--expires-in", "4000d"
+    )
     assert too_long.returncode == 2 and "expires_in_seconds" in too_long.stderr
 
 

@@ -9,9 +9,6 @@ integers past 32 bits, and the same request must get the same answer on both.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -209,17 +206,6 @@ def test_unstorable_text_in_a_report_is_a_422_naming_the_member(
     _assert_database_still_up(live_server)
 
 
-def _cli(server: LiveServer, *args: str | bytes) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pinwarden", *args],
-        env={**os.environ, **server.cli_env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_the_cli_says_bad_input_not_server_failed(live_server: LiveServer) -> None:
     """Exit 2 (bad input), one line naming the field; it was 3 ("server failed") on PostgreSQL."""
     _with_rule(live_server)
@@ -228,10 +214,10 @@ def test_the_cli_says_bad_input_not_server_failed(live_server: LiveServer) -> No
         # Bytes that are no UTF-8 reach Python as lone surrogates (PEP 383).
         (("channel", "create", "a/b", "--description", b"x\xffy"), "description"),
     ]:
-        result = _cli(live_server, *args)
+        result = live_server.run_cli(*args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert field in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    twin = _cli(live_server, "channel", "create", "a/b", "--description", "x y")
+    twin = live_server.run_cli("channel", "create", "a/b", "--description", "x y")
     assert twin.returncode == 0, twin.stderr
     _assert_database_still_up(live_server)

@@ -260,6 +260,17 @@ class LiveServer:
     def cli_env(self) -> dict[str, str]:
         return {"PINWARDEN_URL": self.url, "PINWARDEN_TOKEN": self.admin_token}
 
+    def run_cli(self, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+        """``pinwarden ARGS`` in a subprocess, pointed at this server with the admin token."""
+        return subprocess.run(
+            [sys.executable, "-m", "pinwarden", *args],
+            env={**os.environ, **self.cli_env()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
 
 def run_uvicorn_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
     sock = socket.create_server(("127.0.0.1", 0))
